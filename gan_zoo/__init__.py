@@ -1,0 +1,15 @@
+"""gan_zoo: GAN variants as PyTorch Lightning modules, with Hydra configs and shared data."""
+
+from gan_zoo.checkpoint import load_model
+from gan_zoo.models import GAN, SNGAN, WGANGP, MinimaxGAN, NonSaturatingGAN, WGANClip
+
+__version__ = "0.1.0"
+__all__ = [
+    "GAN",
+    "MinimaxGAN",
+    "NonSaturatingGAN",
+    "WGANClip",
+    "WGANGP",
+    "SNGAN",
+    "load_model",
+]

@@ -1,0 +1,151 @@
+"""Any folder of images (searched recursively, no class sub-folders needed), square-cropped."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import transforms
+
+from gan_zoo.data.base import GANDataModule, uint8_to_float
+from gan_zoo.errors import ConfigValueError, check
+
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
+# PIL mode per channel count; converting RGBA/LA/P images to these drops alpha.
+CHANNEL_MODES = {1: "L", 3: "RGB"}
+
+
+def find_images(root: Path) -> list[Path]:
+    """Files under ``root`` (recursively) with an image extension, any case, in sorted order.
+
+    Sorted so every rank and every run indexes the same file list.
+    """
+    return sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
+
+
+def is_readable_image(path: Path) -> bool:
+    """Whether PIL can identify ``path`` and its structure checks out, without decoding pixels.
+
+    ``verify()`` reads headers and chunk checksums, so a scan of many files stays cheap.
+    """
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    # PIL signals bad data with many exception types, depending on the format and the damage.
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError):
+        return False
+    return True
+
+
+class ImageFileDataset(Dataset[torch.Tensor]):
+    """Image files decoded on access into float32 ``(channels, image_size, image_size)`` in [-1, 1].
+
+    The shorter side is resized to ``image_size`` and the centre cropped to a square.
+    """
+
+    def __init__(self, files: list[Path], image_size: int, channels: int) -> None:
+        self.files = files
+        self.mode = CHANNEL_MODES[channels]
+        self.transform = transforms.Compose(
+            [
+                transforms.Resize(image_size, antialias=True),
+                transforms.CenterCrop(image_size),
+                transforms.PILToTensor(),  # uint8 (C, H, W)
+            ]
+        )
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        path = self.files[index]
+        try:
+            with Image.open(path) as image:
+                pixels = self.transform(image.convert(self.mode))
+        except OSError as err:
+            # verify() passes some damage (e.g. truncated JPEG data); name the file when it shows.
+            raise OSError(f"could not decode image {path}: {err}") from err
+        return uint8_to_float(pixels)
+
+
+class ImageFolderDataModule(GANDataModule):
+    """Every image file under ``root`` as float32 ``(B, channels, image_size, image_size)``.
+
+    Extensions png/jpg/jpeg/bmp/webp/gif in any case are used; other files are ignored. At setup
+    each image is checked with PIL's ``verify()``; unreadable ones are skipped and counted in
+    ``num_skipped`` (one warning on rank zero), or with ``strict=True`` they are an error.
+
+    Args:
+        root: directory searched recursively for images.
+        image_size: side of the square output; shorter side resized, then centre-cropped.
+        channels: 1 (grayscale) or 3 (RGB); alpha is dropped.
+        batch_size: samples per batch.
+        num_workers: DataLoader worker processes (decoding is CPU-bound; use several on GPU).
+        strict: raise on the first setup if any image file is unreadable instead of skipping it.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        image_size: int = 64,
+        channels: int = 3,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        strict: bool = False,
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers)
+        check(Path(root).is_dir(), "root", root, "an existing directory of images")
+        check(
+            isinstance(image_size, int) and image_size >= 1,
+            "image_size",
+            image_size,
+            "an integer >= 1",
+        )
+        check(channels in CHANNEL_MODES, "channels", channels, "1 (grayscale) or 3 (RGB)")
+        self.root = Path(root)
+        self.image_size = image_size
+        self.channels = channels
+        self.strict = strict
+        self.sample_shape = (channels, image_size, image_size)
+        self.files: list[Path] = []
+        self.num_skipped = 0
+
+    def build_dataset(self) -> Dataset[torch.Tensor]:
+        candidates = find_images(self.root)
+        check(
+            len(candidates) > 0,
+            "root",
+            str(self.root),
+            f"a directory containing images, but no image files were found "
+            f"(accepted extensions: {', '.join(IMAGE_EXTENSIONS)}, any case, searched recursively)",
+        )
+        unreadable = [p for p in candidates if not is_readable_image(p)]
+        if unreadable and self.strict:
+            shown = ", ".join(str(p) for p in unreadable[:5])
+            more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+            raise ConfigValueError(
+                "root",
+                str(self.root),
+                f"only readable images (strict=True); unreadable: {shown}{more}",
+            )
+        if unreadable:
+            rank_zero_warn(
+                f"ImageFolderDataModule skipped {len(unreadable)} unreadable image file(s) of "
+                f"{len(candidates)} under {self.root}, e.g. {unreadable[0]} (strict=true raises)"
+            )
+        skipped = set(unreadable)
+        self.files = [p for p in candidates if p not in skipped]
+        self.num_skipped = len(unreadable)
+        check(
+            len(self.files) > 0,
+            "root",
+            str(self.root),
+            f"a directory containing readable images, but all {len(candidates)} failed to open",
+        )
+        return ImageFileDataset(self.files, self.image_size, self.channels)

@@ -1,0 +1,30 @@
+"""The original GAN of Goodfellow et al. 2014, with both generator objectives."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from gan_zoo import losses
+from gan_zoo.models.base import GAN
+
+
+class MinimaxGAN(GAN):
+    """The true minimax game of Goodfellow et al. 2014, Eq. 1.
+
+    The generator minimizes ``E[log(1 - D(G(z)))]``, the *saturating* objective. Most libraries
+    ship the non-saturating heuristic under this name; this class does not, so its vanishing
+    generator gradient early in training can be observed (see :class:`NonSaturatingGAN`).
+    """
+
+    def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return losses.minimax_discriminator_loss(real_scores, fake_scores)
+
+    def generator_loss(self, fake_scores: Tensor) -> Tensor:
+        return losses.minimax_generator_loss(fake_scores)
+
+
+class NonSaturatingGAN(MinimaxGAN):
+    """Goodfellow et al. 2014, Sec. 3: the generator maximizes ``log D(G(z))`` instead."""
+
+    def generator_loss(self, fake_scores: Tensor) -> Tensor:
+        return losses.nonsaturating_generator_loss(fake_scores)

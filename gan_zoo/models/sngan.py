@@ -1,0 +1,78 @@
+"""SN-GAN of Miyato et al. 2018: spectral normalization on every critic layer."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm
+
+from gan_zoo import losses
+from gan_zoo.errors import check
+from gan_zoo.models.base import GAN, OptimizerFactory
+
+_LOSSES: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tensor], Tensor]]] = {
+    # Miyato et al. 2018, Eq. 16-17 (hinge, their best CIFAR-10 results).
+    "hinge": (losses.hinge_discriminator_loss, losses.wasserstein_generator_loss),
+    # Miyato et al. 2018, Eq. 2 with the non-saturating generator loss (their "standard" loss).
+    "ns": (losses.minimax_discriminator_loss, losses.nonsaturating_generator_loss),
+}
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Wrap the weight of every Linear/Conv/ConvTranspose layer in ``module`` with spectral norm.
+
+    Uses ``torch.nn.utils.parametrizations.spectral_norm`` (one power iteration per forward, as
+    in the paper). Layers that already carry a parametrization are left alone, so applying it
+    twice is harmless.
+    """
+    for layer in list(module.modules()):
+        layer_types = (nn.Linear, nn.modules.conv._ConvNd)
+        if isinstance(layer, layer_types) and not parametrize.is_parametrized(layer, "weight"):
+            spectral_norm(layer)
+    return module
+
+
+class SNGAN(GAN):
+    """SN-GAN (Miyato et al. 2018): every critic layer is spectrally normalized.
+
+    Args:
+        loss: ``"hinge"`` (default, Eq. 16-17) or ``"ns"`` (the standard non-saturating loss).
+        Other arguments as in :class:`~gan_zoo.models.GAN`; defaults follow the paper's CIFAR
+        setting (Adam lr 2e-4, betas (0, 0.9), n_critic 5).
+    """
+
+    default_optimizer: OptimizerFactory = functools.partial(
+        torch.optim.Adam, lr=2e-4, betas=(0.0, 0.9)
+    )
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        latent_dim: int,
+        n_critic: int = 5,
+        generator_optimizer: OptimizerFactory | None = None,
+        discriminator_optimizer: OptimizerFactory | None = None,
+        loss: str = "hinge",
+    ) -> None:
+        check(loss in _LOSSES, "loss", loss, "one of " + ", ".join(_LOSSES))
+        super().__init__(
+            generator,
+            apply_spectral_norm(discriminator),
+            latent_dim,
+            n_critic,
+            generator_optimizer,
+            discriminator_optimizer,
+        )
+        self.loss = loss
+        self._d_loss, self._g_loss = _LOSSES[loss]
+
+    def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return self._d_loss(real_scores, fake_scores)
+
+    def generator_loss(self, fake_scores: Tensor) -> Tensor:
+        return self._g_loss(fake_scores)

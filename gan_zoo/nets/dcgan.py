@@ -1,0 +1,130 @@
+"""DCGAN generator and discriminator (Radford et al. 2016, "Unsupervised Representation
+Learning with Deep Convolutional GANs", Sec. 3 and Fig. 1) for 28, 32 and 64 px images.
+
+Both nets work on a ladder of resolutions ``base -> 2 base -> ... -> image_size`` with
+``base = 7`` for 28 px (MNIST) and ``base = 4`` otherwise. Channel counts double at every
+halving of resolution, so ``width`` is the channel count at full resolution: 28 px uses
+``2w, w``, 32 px ``4w, 2w, w`` and 64 px ``8w, 4w, 2w, w``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import Tensor, nn
+
+from gan_zoo.errors import check
+from gan_zoo.nets._norm import check_input_shape, check_norm, check_positive, norm_2d
+
+IMAGE_SIZES: tuple[int, ...] = (28, 32, 64)
+
+
+def _ladder(image_size: int, width: int) -> tuple[int, list[int]]:
+    """Base resolution and channel counts ``[c_base, ..., width]`` from coarse to fine."""
+    check(image_size in IMAGE_SIZES, "image_size", image_size, "one of 28, 32, 64")
+    base = 7 if image_size == 28 else 4
+    n_steps = int(math.log2(image_size // base))  # resolution doublings: 2, 3 or 4
+    return base, [width * 2 ** (n_steps - 1 - i) for i in range(n_steps)]
+
+
+def _dcgan_init(module: nn.Module) -> None:
+    """Weights ~ N(0, 0.02), norm scales ~ N(1, 0.02), biases 0 (Radford et al. 2016, Sec. 4)."""
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d | nn.GroupNorm):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+    bias = getattr(module, "bias", None)
+    if isinstance(bias, Tensor):
+        nn.init.zeros_(bias)
+
+
+class DCGANGenerator(nn.Module):
+    """Latent vector to image: linear projection, then stride-2 transposed convs.
+
+    ``z: (B, latent_dim) -> (B, channels, image_size, image_size)`` in ``[-1, 1]`` (tanh).
+    BatchNorm and ReLU after every layer but the output one, as in Radford et al. 2016.
+
+    >>> g = DCGANGenerator(latent_dim=8, channels=1, image_size=28, width=8)
+    >>> g(torch.randn(2, 8)).shape
+    torch.Size([2, 1, 28, 28])
+    """
+
+    latent_dim: int
+    output_shape: tuple[int, ...]
+
+    def __init__(
+        self, latent_dim: int = 64, channels: int = 1, image_size: int = 28, width: int = 64
+    ) -> None:
+        super().__init__()
+        check_positive(latent_dim=latent_dim, channels=channels, width=width)
+        base, widths = _ladder(image_size, width)
+        self.latent_dim = latent_dim
+        self.output_shape = (channels, image_size, image_size)
+        # Convs followed by BatchNorm need no bias: the norm's shift replaces it.
+        self.project = nn.Sequential(
+            nn.Linear(latent_dim, widths[0] * base * base, bias=False),
+            nn.Unflatten(1, (widths[0], base, base)),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(),
+        )
+        layers: list[nn.Module] = []
+        for c_in, c_out in itertools.pairwise(widths):
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+            ]
+        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, stride=2, padding=1), nn.Tanh()]
+        self.upsample = nn.Sequential(*layers)
+        self.apply(_dcgan_init)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """``(B, latent_dim) -> (B, C, H, W)``."""
+        return self.upsample(self.project(z))  # (B, c_base, base, base) -> (B, C, H, W)
+
+
+class DCGANDiscriminator(nn.Module):
+    """Image to one raw score: stride-2 convs with LeakyReLU(0.2), then a linear layer.
+
+    ``x: (B, channels, image_size, image_size) -> (B,)`` logits or critic values, no sigmoid,
+    so the loss decides how to read them. No norm on the first layer (Radford et al. 2016,
+    Sec. 3); ``norm`` picks BatchNorm, per-sample layer norm (GroupNorm with one group, for
+    gradient penalties) or nothing for the others.
+
+    >>> d = DCGANDiscriminator(channels=3, image_size=32, width=8, norm="layer")
+    >>> d(torch.randn(2, 3, 32, 32)).shape
+    torch.Size([2])
+    """
+
+    input_shape: tuple[int, ...]
+
+    def __init__(
+        self, channels: int = 1, image_size: int = 28, width: int = 64, norm: str = "batch"
+    ) -> None:
+        super().__init__()
+        check_positive(channels=channels, width=width)
+        check_norm(norm)
+        base, widths = _ladder(image_size, width)
+        widths = widths[::-1]  # fine to coarse: width, 2 width, ...
+        self.input_shape = (channels, image_size, image_size)
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, widths[0], 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+        ]
+        for c_in, c_out in itertools.pairwise(widths):
+            layers += [
+                nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=norm == "none"),
+                norm_2d(norm, c_out),
+                nn.LeakyReLU(0.2),
+            ]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(widths[-1] * base * base, 1)
+        self.apply(_dcgan_init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, H, W) -> (B,)``."""
+        check_input_shape(self, x, self.input_shape)
+        h = self.features(x)  # (B, c_base, base, base)
+        return self.head(torch.flatten(h, 1)).squeeze(1)

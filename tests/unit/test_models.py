@@ -1,0 +1,181 @@
+"""The loop and each variant's hooks, on tiny MLPs and toy data."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from gan_zoo.errors import ConfigValueError
+from gan_zoo.models import GAN, SNGAN, WGANGP, MinimaxGAN, NonSaturatingGAN, WGANClip
+from gan_zoo.nets import DCGANDiscriminator, MLPDiscriminator, MLPGenerator
+
+VARIANTS = [MinimaxGAN, NonSaturatingGAN, WGANClip, WGANGP, SNGAN]
+
+
+def _nets() -> tuple[nn.Module, nn.Module]:
+    return MLPGenerator(latent_dim=2, hidden=16, depth=2), MLPDiscriminator(hidden=16, depth=2)
+
+
+def _loader(n: int = 64, batch: int = 8) -> DataLoader:
+    return DataLoader(TensorDataset(torch.randn(n, 2)), batch_size=batch, drop_last=True)
+
+
+def _trainer(tmp_path, **kwargs) -> pl.Trainer:
+    options = dict(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    return pl.Trainer(**{**options, **kwargs})
+
+
+class _Counting(NonSaturatingGAN):
+    """Counts how often each part of the loop runs."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls = {"d": 0, "g": 0, "batches": []}
+
+    def discriminator_loss(self, real_scores, fake_scores):
+        self.calls["d"] += 1
+        return super().discriminator_loss(real_scores, fake_scores)
+
+    def generator_loss(self, fake_scores):
+        self.calls["g"] += 1
+        return super().generator_loss(fake_scores)
+
+    def training_step(self, batch, batch_idx):
+        self.calls["batches"].append(batch[0].clone())
+        return super().training_step(batch, batch_idx)
+
+
+def test_max_steps_counts_generator_steps_with_n_critic_5(tmp_path) -> None:
+    model = _Counting(*_nets(), latent_dim=2, n_critic=5)
+    trainer = _trainer(tmp_path, max_steps=4, logger=CSVLogger(tmp_path), log_every_n_steps=1)
+    trainer.fit(model, _loader(n=400))
+    assert model.calls["g"] == 4 and model.calls["d"] == 20
+    assert trainer.global_step == 4
+    # every critic step saw its own real batch
+    batches = model.calls["batches"]
+    assert len(batches) == 20
+    assert all(not torch.equal(batches[i], batches[i + 1]) for i in range(19))
+    # every logged row is on the generator-step axis, 1..4
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "lightning_logs/version_0/metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+
+
+def test_generator_cycle_continues_across_epochs(tmp_path) -> None:
+    # 7 batches per epoch with n_critic=5: generator steps at batches 5, 10, 15 across epochs
+    model = _Counting(*_nets(), latent_dim=2, n_critic=5)
+    _trainer(tmp_path, max_steps=3).fit(model, _loader(n=56))
+    assert model.calls["d"] == 15 and model.calls["g"] == 3
+
+
+def test_discriminator_step_does_not_touch_generator(tmp_path) -> None:
+    model = WGANGP(*_nets(), latent_dim=2, n_critic=5)
+    before = [p.clone() for p in model.generator.parameters()]
+    _trainer(tmp_path, max_epochs=1, limit_train_batches=4).fit(model, _loader())
+    # 4 batches < n_critic: only critic steps ran
+    assert all(torch.equal(a, b) for a, b in zip(before, model.generator.parameters()))
+
+
+def test_wgan_clip_clamps_every_critic_parameter(tmp_path) -> None:
+    model = WGANClip(*_nets(), latent_dim=2, n_critic=1, clip_value=0.01)
+    with torch.no_grad():
+        for p in model.discriminator.parameters():
+            p.mul_(100)
+    _trainer(tmp_path, max_steps=1).fit(model, _loader())
+    params = torch.cat([p.flatten() for p in model.discriminator.parameters()])
+    assert params.abs().max().item() == pytest.approx(0.01)
+
+
+def test_wgan_gp_refuses_batchnorm_critic() -> None:
+    with pytest.raises(ConfigValueError, match="discriminator=.*BatchNorm"):
+        WGANGP(MLPGenerator(), DCGANDiscriminator(norm="batch"), latent_dim=2)
+
+
+def test_wgan_gp_penalty_is_lambda_times_gp() -> None:
+    gen, disc = _nets()
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    from gan_zoo.penalties import gradient_penalty
+
+    torch.manual_seed(3)
+    expected = 10.0 * gradient_penalty(disc, real, fake)
+    torch.manual_seed(3)
+    got = WGANGP(gen, disc, latent_dim=2, gp_weight=10.0).discriminator_penalty(real, fake)
+    torch.testing.assert_close(got, expected)
+
+
+def test_sngan_normalizes_every_critic_layer() -> None:
+    from torch.nn.utils import parametrize
+
+    model = SNGAN(*_nets(), latent_dim=2)
+    layers = [m for m in model.discriminator.modules() if isinstance(m, nn.Linear)]
+    assert layers and all(parametrize.is_parametrized(m, "weight") for m in layers)
+    # after enough power iterations the largest singular value of each layer is ~1
+    x = torch.randn(4, 2)
+    for _ in range(50):
+        model.discriminator(x)
+    for layer in layers:
+        assert torch.linalg.matrix_norm(layer.weight, ord=2).item() == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_trains_and_stays_finite(variant, tmp_path) -> None:
+    model = variant(*_nets(), latent_dim=2, n_critic=2)
+    _trainer(tmp_path, max_steps=3).fit(model, _loader())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    samples = model.sample(10, batch_size=3)
+    assert samples.shape == (10, 2) and not samples.requires_grad
+
+
+def test_paper_default_optimizers() -> None:
+    gen, disc = _nets()
+    d_opt, g_opt = WGANClip(gen, disc, latent_dim=2).configure_optimizers()
+    assert isinstance(d_opt, torch.optim.RMSprop) and d_opt.defaults["lr"] == 5e-5
+    d_opt, _ = WGANGP(*_nets(), latent_dim=2).configure_optimizers()
+    assert d_opt.defaults["lr"] == 1e-4 and tuple(d_opt.defaults["betas"]) == (0.0, 0.9)
+    d_opt, _ = NonSaturatingGAN(*_nets(), latent_dim=2).configure_optimizers()
+    assert d_opt.defaults["lr"] == 2e-4 and tuple(d_opt.defaults["betas"]) == (0.5, 0.999)
+    assert WGANClip(*_nets(), latent_dim=2).n_critic == 5
+    assert SNGAN(*_nets(), latent_dim=2).n_critic == 5
+
+
+@pytest.mark.parametrize(
+    ("build", "key"),
+    [
+        (lambda g, d: NonSaturatingGAN(g, d, latent_dim=2, n_critic=0), "n_critic=0"),
+        (lambda g, d: NonSaturatingGAN(g, d, latent_dim=0), "latent_dim=0"),
+        (lambda g, d: NonSaturatingGAN(g, d, latent_dim=3), "latent_dim=3"),
+        (lambda g, d: WGANClip(g, d, latent_dim=2, clip_value=0.0), "clip_value=0.0"),
+        (lambda g, d: WGANClip(g, d, latent_dim=2, clip_value=-1), "clip_value=-1"),
+        (lambda g, d: WGANGP(g, d, latent_dim=2, gp_weight=-1.0), "gp_weight=-1.0"),
+        (lambda g, d: SNGAN(g, d, latent_dim=2, loss="wasserstein"), "loss='wasserstein'"),
+    ],
+)
+def test_bad_hyperparameters_are_refused(build, key) -> None:
+    with pytest.raises(ConfigValueError, match=key.replace("(", r"\(")):
+        build(*_nets())
+
+
+def test_sample_uses_given_noise_and_restores_train_mode() -> None:
+    model = NonSaturatingGAN(*_nets(), latent_dim=2)
+    model.generator.train()
+    z = torch.randn(5, 2)
+    a, b = model.sample(5, z=z), model.sample(5, z=z)
+    torch.testing.assert_close(a, b)
+    assert model.generator.training
+
+
+def test_base_class_demands_the_loss_hooks() -> None:
+    with pytest.raises(NotImplementedError, match="discriminator_loss"):
+        GAN(*_nets(), latent_dim=2).discriminator_loss(torch.zeros(1), torch.zeros(1))
