@@ -6,6 +6,8 @@ A variant is a subclass that overrides some of four hooks:
 - ``generator_loss(fake_scores)``
 - ``discriminator_penalty(real, fake)`` (zero by default)
 - ``after_discriminator_step()`` (no-op by default)
+
+and, to log what its discriminator measures, ``divergence_estimates(real_scores, fake_scores)``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor, nn
 
 from gan_zoo.errors import check
+from gan_zoo.replay import ReplayBuffer
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -37,10 +40,13 @@ class GAN(pl.LightningModule):
         generator: maps ``(B, latent_dim)`` noise to ``(B, *S)`` samples.
         discriminator: maps ``(B, *S)`` samples to ``(B,)`` scores.
         latent_dim: size of the noise vector.
-        n_critic: discriminator steps per generator step.
+        n_critic: discriminator steps per generator step (the variant's paper default if None).
         generator_optimizer: ``params -> Optimizer`` (e.g. a ``functools.partial``); the
             variant's paper default when omitted.
         discriminator_optimizer: likewise for the discriminator.
+        replay_size: if > 0, keep this many past fakes and train D on a mix of current and past
+            fakes (Shrivastava et al. 2017); 0 disables the buffer.
+        replay_ratio: fraction of each fake batch drawn from the buffer.
 
     >>> from gan_zoo.nets import MLPGenerator, MLPDiscriminator
     >>> from gan_zoo.models import NonSaturatingGAN
@@ -49,20 +55,25 @@ class GAN(pl.LightningModule):
     torch.Size([5, 2])
     """
 
+    # Paper defaults; a variant overrides these class attributes.
     default_optimizer: OptimizerFactory = functools.partial(
         torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)
     )
+    default_n_critic: int = 1
 
     def __init__(
         self,
         generator: nn.Module,
         discriminator: nn.Module,
         latent_dim: int,
-        n_critic: int = 1,
+        n_critic: int | None = None,
         generator_optimizer: OptimizerFactory | None = None,
         discriminator_optimizer: OptimizerFactory | None = None,
+        replay_size: int = 0,
+        replay_ratio: float = 0.5,
     ) -> None:
         super().__init__()
+        n_critic = self.default_n_critic if n_critic is None else n_critic
         check(isinstance(n_critic, int) and n_critic >= 1, "n_critic", n_critic, "an integer >= 1")
         check(
             isinstance(latent_dim, int) and latent_dim >= 1,
@@ -81,6 +92,13 @@ class GAN(pl.LightningModule):
         self.discriminator_optimizer = discriminator_optimizer or self.default_optimizer
         # Position inside the n_critic cycle: critic steps taken since the last generator step.
         self.critic_steps_in_cycle = 0
+        check(
+            isinstance(replay_size, int) and replay_size >= 0,
+            "replay_size",
+            replay_size,
+            "an integer >= 0",
+        )
+        self.replay = ReplayBuffer(replay_size, replay_ratio) if replay_size else None
 
     # ----------------------------------------------------------------- hooks for variants
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
@@ -98,6 +116,13 @@ class GAN(pl.LightningModule):
     def after_discriminator_step(self) -> None:
         """Runs after every discriminator optimizer step (e.g. weight clipping)."""
 
+    def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
+        """Divergences implied by the discriminator's objective, logged as ``divergence/<name>``.
+
+        Computed from the ``(B,)`` scores of the last critic step before each generator step.
+        """
+        return {}
+
     # ----------------------------------------------------------------------- the loop
     def forward(self, z: Tensor) -> Tensor:
         """``(B, latent_dim)`` noise to ``(B, *S)`` samples."""
@@ -112,7 +137,7 @@ class GAN(pl.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (list, tuple)) else batch  # (B, *S)
         d_opt, g_opt = self.optimizers()  # type: ignore[misc]
-        d_loss, penalty = self._discriminator_step(real, d_opt)
+        d_loss, penalty, estimates = self._discriminator_step(real, d_opt)
         self.critic_steps_in_cycle += 1
         if self.critic_steps_in_cycle < self.n_critic:
             return
@@ -122,18 +147,26 @@ class GAN(pl.LightningModule):
         self.log("step", float(self.global_step), prog_bar=True)
         self.log_dict({"train/d_loss": d_loss, "train/g_loss": g_loss}, prog_bar=True)
         self.log("train/penalty", penalty)
+        self.log_dict({f"divergence/{k}": v for k, v in estimates.items()})
 
-    def _discriminator_step(self, real: Tensor, opt: LightningOptimizer) -> tuple[Tensor, Tensor]:
+    def _discriminator_step(
+        self, real: Tensor, opt: LightningOptimizer
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         with torch.no_grad():
             fake = self.generator(self._noise(real.shape[0], real.device))
-        loss = self.discriminator_loss(self.discriminator(real), self.discriminator(fake))
+        if self.replay is not None:
+            fake = self.replay.mix(fake)
+        real_scores, fake_scores = self.discriminator(real), self.discriminator(fake)
+        loss = self.discriminator_loss(real_scores, fake_scores)
         penalty = self.discriminator_penalty(real, fake)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss + penalty)
         with _uncounted(opt):
             opt.step()
         self.after_discriminator_step()
-        return loss.detach(), penalty.detach()
+        with torch.no_grad():
+            estimates = self.divergence_estimates(real_scores.detach(), fake_scores.detach())
+        return loss.detach(), penalty.detach(), estimates
 
     def _generator_step(self, batch_size: int, opt: LightningOptimizer) -> Tensor:
         # Toggling freezes D's parameters, so the generator's backward skips their weight grads.
@@ -184,9 +217,13 @@ class GAN(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["critic_steps_in_cycle"] = self.critic_steps_in_cycle
+        if self.replay is not None:
+            checkpoint["replay_buffer"] = self.replay.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.critic_steps_in_cycle = int(checkpoint.get("critic_steps_in_cycle", 0))
+        if self.replay is not None and "replay_buffer" in checkpoint:
+            self.replay.load_state_dict(checkpoint["replay_buffer"], device=self.device)
 
 
 @contextmanager

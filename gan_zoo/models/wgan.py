@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -10,6 +11,14 @@ from torch import Tensor, nn
 from gan_zoo import losses, penalties
 from gan_zoo.errors import ConfigValueError, check
 from gan_zoo.models.base import GAN, OptimizerFactory
+
+
+def wasserstein_estimate(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """``E[D(x)] - E[D(G(z))]``: the Kantorovich-Rubinstein dual (Arjovsky et al. 2017, Eq. 2).
+
+    A lower bound on ``K * W1`` for a K-Lipschitz critic, tight at the optimal critic.
+    """
+    return real_scores.mean() - fake_scores.mean()
 
 
 class WGANClip(GAN):
@@ -26,25 +35,11 @@ class WGANClip(GAN):
 
     default_optimizer: OptimizerFactory = functools.partial(torch.optim.RMSprop, lr=5e-5)
 
-    def __init__(
-        self,
-        generator: nn.Module,
-        discriminator: nn.Module,
-        latent_dim: int,
-        n_critic: int = 5,
-        generator_optimizer: OptimizerFactory | None = None,
-        discriminator_optimizer: OptimizerFactory | None = None,
-        clip_value: float = 0.01,
-    ) -> None:
+    default_n_critic = 5
+
+    def __init__(self, *args: Any, clip_value: float = 0.01, **kwargs: Any) -> None:
         check(clip_value > 0, "clip_value", clip_value, "a number > 0")
-        super().__init__(
-            generator,
-            discriminator,
-            latent_dim,
-            n_critic,
-            generator_optimizer,
-            discriminator_optimizer,
-        )
+        super().__init__(*args, **kwargs)
         self.clip_value = float(clip_value)
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
@@ -52,6 +47,9 @@ class WGANClip(GAN):
 
     def generator_loss(self, fake_scores: Tensor) -> Tensor:
         return losses.wasserstein_generator_loss(fake_scores)
+
+    def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
+        return {"w1": wasserstein_estimate(real_scores, fake_scores)}
 
     @torch.no_grad()
     def after_discriminator_step(self) -> None:
@@ -75,32 +73,19 @@ class WGANGP(GAN):
         torch.optim.Adam, lr=1e-4, betas=(0.0, 0.9)
     )
 
-    def __init__(
-        self,
-        generator: nn.Module,
-        discriminator: nn.Module,
-        latent_dim: int,
-        n_critic: int = 5,
-        generator_optimizer: OptimizerFactory | None = None,
-        discriminator_optimizer: OptimizerFactory | None = None,
-        gp_weight: float = 10.0,
-    ) -> None:
+    default_n_critic = 5
+
+    def __init__(self, *args: Any, gp_weight: float = 10.0, **kwargs: Any) -> None:
         check(gp_weight >= 0, "gp_weight", gp_weight, "a number >= 0")
-        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
+        super().__init__(*args, **kwargs)
+        modules = self.discriminator.modules()
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules):
             raise ConfigValueError(
                 "discriminator",
-                type(discriminator).__name__,
+                type(self.discriminator).__name__,
                 "a critic without BatchNorm (the gradient penalty is per sample; use norm=layer "
                 "or norm=none)",
             )
-        super().__init__(
-            generator,
-            discriminator,
-            latent_dim,
-            n_critic,
-            generator_optimizer,
-            discriminator_optimizer,
-        )
         self.gp_weight = float(gp_weight)
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
@@ -108,6 +93,9 @@ class WGANGP(GAN):
 
     def generator_loss(self, fake_scores: Tensor) -> Tensor:
         return losses.wasserstein_generator_loss(fake_scores)
+
+    def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
+        return {"w1": wasserstein_estimate(real_scores, fake_scores)}
 
     def discriminator_penalty(self, real: Tensor, fake: Tensor) -> Tensor:
         return self.gp_weight * penalties.gradient_penalty(self.discriminator, real, fake)

@@ -1,0 +1,83 @@
+"""A buffer of past generator outputs for training the discriminator (Shrivastava et al. 2017)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gan_zoo.errors import check
+
+
+class ReplayBuffer:
+    """Fixed-size pool of past fakes, mixed into the discriminator's fake batches.
+
+    Shrivastava et al. 2017 ("Learning from Simulated and Unsupervised Images through
+    Adversarial Training", Sec. 2.3): each discriminator mini-batch takes a fraction
+    ``ratio`` of its fakes from the pool of earlier generator outputs, and the current fakes then
+    replace random entries of the pool. This keeps the discriminator from forgetting regions
+    the generator has left, which damps oscillation.
+
+    Args:
+        size: capacity in samples (``>= 1``).
+        ratio: fraction of each fake batch drawn from the pool, in ``[0, 1]``.
+
+    >>> buf = ReplayBuffer(size=4, ratio=0.5)
+    >>> buf.mix(torch.zeros(2, 3)).shape  # the first call only fills the pool
+    torch.Size([2, 3])
+    >>> len(buf)
+    2
+    """
+
+    def __init__(self, size: int, ratio: float = 0.5) -> None:
+        check(isinstance(size, int) and size >= 1, "replay_size", size, "an integer >= 1")
+        check(0.0 <= ratio <= 1.0, "replay_ratio", ratio, "a number in [0, 1]")
+        self.size, self.ratio = size, float(ratio)
+        self.samples: Tensor | None = None  # (count, *S), on the device of the fakes
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    @torch.no_grad()
+    def mix(self, fake: Tensor) -> Tensor:
+        """Return a ``(B, *S)`` batch: ``round(ratio * B)`` pooled fakes, the rest from ``fake``.
+
+        Then the current ``fake`` batch is written into the pool (appended while it fills up,
+        afterwards over random entries).
+        """
+        fake = fake.detach()
+        batch = fake.shape[0]
+        n_old = min(round(self.ratio * batch), self.count)
+        mixed = fake
+        if n_old > 0:
+            assert self.samples is not None
+            old = self.samples[torch.randint(self.count, (n_old,), device=fake.device)]
+            mixed = torch.cat([old, fake[n_old:]])
+        self._store(fake)
+        return mixed
+
+    def _store(self, fake: Tensor) -> None:
+        if self.samples is None:
+            self.samples = fake.new_empty((self.size, *fake.shape[1:]))
+        free = min(self.size - self.count, fake.shape[0])
+        self.samples[self.count : self.count + free] = fake[:free]
+        self.count += free
+        rest = fake[free:]
+        if len(rest):
+            slots = torch.randperm(self.size, device=fake.device)[: len(rest)]
+            self.samples[slots] = rest[: len(slots)]
+
+    def state_dict(self) -> dict[str, Any]:
+        samples = None if self.samples is None else self.samples[: self.count].cpu()
+        return {"size": self.size, "ratio": self.ratio, "count": self.count, "samples": samples}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | None = None) -> None:
+        self.count = int(state["count"])
+        samples = state["samples"]
+        if samples is None:
+            self.samples = None
+            return
+        self.samples = samples.new_empty((self.size, *samples.shape[1:])).to(device)
+        self.samples[: self.count] = samples.to(device)
