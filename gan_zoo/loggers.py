@@ -30,6 +30,8 @@ def wandb_logger(
     run is recorded offline under ``<save_dir>/wandb`` and can be uploaded with ``wandb sync``.
     ``WANDB_MODE`` in the environment wins over both. The API key is never put into the config.
     """
+    if os.environ.get("WANDB_MODE") == "":
+        del os.environ["WANDB_MODE"]  # wandb itself rejects an empty mode
     mode = mode or os.environ.get("WANDB_MODE") or _auto_mode()
     check(mode in _MODES, "mode", mode, "one of " + ", ".join(_MODES))
     os.environ.setdefault("WANDB_SILENT", "true")

@@ -1,0 +1,118 @@
+"""The generated side of FID/IS, shared by the training callbacks and ``evaluate.py``.
+
+Fake ``i`` is the generator applied to row ``i`` of a fixed noise sequence: the rows come in
+chunks of ``NOISE_CHUNK``, chunk ``k`` drawn from its own generator seeded by ``(seed, k)``. A
+rank draws only the chunks its batches touch, so under DDP each rank generates
+``num_samples / world_size`` fakes from rank-distinct seeds, and the union over ranks is exactly
+the fakes of a 1-process run with the same seed, whatever the number of ranks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gan_zoo.metrics import distributed
+from gan_zoo.metrics.fidelity import FidelityMetrics
+from gan_zoo.metrics.reference import SPLIT, Reference
+
+NOISE_CHUNK = 1024
+# z (B, latent_dim) -> images (B, C, H, W) in [-1, 1], e.g. a GAN's ``sample(B, z=z)``.
+Sampler = Callable[[Tensor], Tensor]
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """A well-mixed seed for noise chunk ``chunk`` (numpy's SeedSequence of the pair)."""
+    return int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0])
+
+
+def fake_noise(seed: int, start: int, stop: int, latent_dim: int) -> Tensor:
+    """Rows ``[start, stop)`` of the noise sequence of ``seed``: ``(stop - start, latent_dim)``.
+
+    >>> torch.equal(fake_noise(0, 1000, 1100, 4), fake_noise(0, 0, 2000, 4)[1000:1100])
+    True
+    """
+    rows = []
+    for chunk in range(start // NOISE_CHUNK, (stop - 1) // NOISE_CHUNK + 1):
+        generator = torch.Generator().manual_seed(chunk_seed(seed, chunk))
+        block = torch.randn(NOISE_CHUNK, latent_dim, generator=generator)
+        first = chunk * NOISE_CHUNK
+        rows.append(block[max(start, first) - first : min(stop, first + NOISE_CHUNK) - first])
+    return torch.cat(rows)
+
+
+def add_fake_images(
+    metric: FidelityMetrics,
+    sample: Sampler,
+    latent_dim: int,
+    num_samples: int,
+    seed: int,
+    batch_size: int,
+) -> None:
+    """Rank-local: generate this rank's block of whole batches and feed it to ``metric``.
+
+    Whole, globally numbered batches keep every image's Inception batch the same at any
+    number of ranks, so features (not only fakes) match the 1-process run.
+    """
+    rank, world = distributed.rank_and_world()
+    for batch in distributed.shard(-(-num_samples // batch_size), rank, world):
+        start, stop = batch * batch_size, min((batch + 1) * batch_size, num_samples)
+        metric.update(sample(fake_noise(seed, start, stop, latent_dim)), real=False)
+
+
+def score_generator(
+    metric: FidelityMetrics,
+    sample: Sampler,
+    latent_dim: int,
+    num_samples: int,
+    seed: int,
+    batch_size: int,
+) -> dict[str, float]:
+    """Collective: FID/IS of ``num_samples`` fakes (over all ranks) against the metric's reference.
+
+    A failure on any rank raises :class:`~gan_zoo.metrics.distributed.FidelityError` on all.
+    """
+    metric.reset()  # forgets earlier fakes; the reference stays
+    distributed.run_everywhere(
+        lambda: add_fake_images(metric, sample, latent_dim, num_samples, seed, batch_size)
+    )
+    # compute's collectives are reached by every rank, and its errors follow from summed counts,
+    # so they are the same on all ranks.
+    try:
+        return metric.compute()
+    except ValueError as err:
+        raise distributed.FidelityError(str(err)) from err
+
+
+def count_label(n: int) -> str:
+    """``10000 -> '10k'``, ``128 -> '128'``: sample counts as they appear in metric names."""
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def fid_name(num_fakes: int, num_real: int) -> str:
+    """``fid_10k_train`` (10k fakes vs 10k training images) or ``fid_10k_train_5k``."""
+    name = f"fid_{count_label(num_fakes)}_{SPLIT}"
+    return name if num_real == num_fakes else f"{name}_{count_label(num_real)}"
+
+
+def is_name(num_fakes: int) -> str:
+    """``is_10k``: Inception Score of 10k fakes."""
+    return f"is_{count_label(num_fakes)}"
+
+
+def protocol(
+    metric: FidelityMetrics,
+    num_fakes: int,
+    seed: int,
+    reference: Reference | None,
+    num_real: int | None,
+) -> dict[str, Any]:
+    """Everything that defines the numbers: extractor, resize, fakes and the real reference."""
+    out = {**metric.protocol(), "num_fakes": num_fakes, "fake_seed": seed}
+    if reference is not None:
+        out.update(real_split=SPLIT, real_n=num_real, real_cache_key=reference.key)
+    return out

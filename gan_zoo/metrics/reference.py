@@ -1,0 +1,215 @@
+"""The real side of FID: training images' statistics, computed once and cached on disk.
+
+The reference for ``n`` real images is the first ``n`` of the same fixed permutation that
+``GANDataModule.real_samples`` uses, from the training split. Its statistics are cached under
+``<cache_dir>/fid_stats/<hash>.pt``, keyed by (dataset, split, n, extractor and weights, resize);
+the file stores the full key and is checked against it, so a corrupt or mismatched file is
+recomputed, never trusted. Writes are atomic (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Sized
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from gan_zoo.data.base import REAL_SAMPLES_SEED
+from gan_zoo.errors import check
+from gan_zoo.metrics import distributed
+from gan_zoo.metrics.fidelity import FID_DIM, FidelityMetrics
+from gan_zoo.metrics.functional import FeatureStatistics
+from gan_zoo.metrics.inception import RESIZE
+
+log = logging.getLogger(__name__)
+
+SPLIT = "train"  # gan_zoo data modules expose their training split only
+CACHE_FORMAT = 1
+# Attributes that change how data is loaded, not which images it holds.
+_LOADING_ONLY = {
+    "trainer",
+    "batch_size",
+    "num_workers",
+    "download",
+    "prepare_data_per_node",
+    "allow_zero_length_dataloader_with_multiple_devices",
+}
+_FINGERPRINT_SAMPLES = 4
+
+
+@dataclass
+class Reference:
+    """Where a reference's statistics came from: ``source`` is ``"cache"`` or ``"computed"``."""
+
+    key: str
+    path: Path
+    source: str
+
+
+def _simple(value: Any) -> bool:
+    if isinstance(value, (str, int, float, bool, Path)) or value is None:
+        return True
+    return isinstance(value, (tuple, list)) and len(value) <= 16 and all(map(_simple, value))
+
+
+def train_set(datamodule: Any) -> Dataset[torch.Tensor]:
+    """The data module's training set, built by ``setup`` if it isn't yet."""
+    if getattr(datamodule, "dataset", None) is None:
+        datamodule.setup("fit")
+    return cast(Dataset[torch.Tensor], datamodule.dataset)
+
+
+def real_indices(size: int, n: int) -> torch.Tensor:
+    """Indices of the reference: the first ``n`` of ``GANDataModule.real_samples``' permutation."""
+    generator = torch.Generator().manual_seed(REAL_SAMPLES_SEED)
+    return torch.randperm(size, generator=generator)[:n]
+
+
+def dataset_identity(datamodule: Any) -> str:
+    """Class, public settings, size and a content fingerprint of a data module's training set.
+
+    GANDataModules have no name, so the class and its simple public attributes stand in for one
+    (``data_dir``, ``root``, ``image_size``...; loader settings such as ``batch_size`` excluded);
+    the size and a hash of the first reference images catch data that changed on disk.
+    """
+    cls = type(datamodule)
+    settings = {
+        k: str(v) if isinstance(v, Path) else v
+        for k, v in sorted(vars(datamodule).items())
+        if not k.startswith("_") and k not in _LOADING_ONLY and _simple(v)
+    }
+    dataset = train_set(datamodule)
+    size = len(cast(Sized, dataset))
+    digest = hashlib.sha256()
+    for i in real_indices(size, min(size, _FINGERPRINT_SAMPLES)):
+        digest.update(dataset[int(i)].contiguous().numpy().tobytes())
+    content = digest.hexdigest()[:16]
+    return f"{cls.__module__}.{cls.__qualname__}{settings} size={size} content={content}"
+
+
+def reference_key(datamodule: Any, num_real: int, extractor_id: str) -> str:
+    """The cache key: (dataset, split, N, extractor with its weights, resize)."""
+    return (
+        f"data={dataset_identity(datamodule)} split={SPLIT} n={num_real} "
+        f"extractor={extractor_id} resize={RESIZE}"
+    )
+
+
+def reference_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return Path(cache_dir).expanduser() / "fid_stats" / f"{digest}.pt"
+
+
+def load_reference(path: Path, key: str, num_real: int) -> FeatureStatistics | None:
+    """The cached statistics at ``path`` if they are intact and made for ``key``, else None."""
+    if not path.is_file():
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any unreadable file is a miss, whatever the failure
+        log.warning("FID cache %s is unreadable (%s): recomputing", path, type(err).__name__)
+        return None
+    expected = {"feature_sum": (FID_DIM,), "outer_sum": (FID_DIM, FID_DIM)}
+    valid = (
+        isinstance(data, dict)
+        and data.get("format") == CACHE_FORMAT
+        and data.get("key") == key
+        and data.get("count") == num_real
+        and all(
+            isinstance(data.get(name), torch.Tensor)
+            and tuple(data[name].shape) == shape
+            and data[name].dtype == torch.float64
+            and bool(data[name].isfinite().all())
+            for name, shape in expected.items()
+        )
+    )
+    if not valid:
+        log.warning("FID cache %s does not match key %r: recomputing", path, key)
+        return None
+    return FeatureStatistics(data["feature_sum"], data["outer_sum"], num_real)
+
+
+def save_reference(path: Path, key: str, stats: FeatureStatistics) -> None:
+    """Write atomically: readers see the old file or the complete new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CACHE_FORMAT,
+        "key": key,
+        "count": stats.count,
+        "feature_sum": stats.feature_sum.cpu(),
+        "outer_sum": stats.outer_sum.cpu(),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def add_real_images(
+    metric: FidelityMetrics, dataset: Dataset[torch.Tensor], indices: torch.Tensor, batch_size: int
+) -> None:
+    """Rank-local: feed this rank's share of ``indices`` (whole batches, in order) to ``metric``."""
+    rank, world = distributed.rank_and_world()
+    batches = distributed.shard(-(-len(indices) // batch_size), rank, world)
+    mine = indices[batches.start * batch_size : batches.stop * batch_size].tolist()
+    loader = DataLoader(Subset(dataset, mine), batch_size=batch_size, shuffle=False)
+    for images in loader:  # (B, C, H, W) float in [-1, 1]
+        metric.update(images, real=True)
+
+
+def prepare_reference(
+    metric: FidelityMetrics,
+    datamodule: Any,
+    num_real: int,
+    cache_dir: str | os.PathLike[str],
+    batch_size: int = 64,
+) -> Reference:
+    """Collective: give ``metric`` the reference statistics, from the cache or computed.
+
+    Every rank checks the cache and they agree before using it; on a miss each rank computes
+    its share of the real images, the sums are reduced, and rank 0 writes the cache file.
+    """
+
+    def identify() -> str:
+        size = len(cast(Sized, train_set(datamodule)))
+        check(1 < num_real <= size, "num_real", num_real, f"an integer in [2, {size}] (train set)")
+        return reference_key(datamodule, num_real, metric.extractor_id())
+
+    key = distributed.run_everywhere(identify)  # a data module can fail to set up on one rank
+    path = reference_path(cache_dir, key)
+    cached = load_reference(path, key, num_real)
+    if distributed.all_agree(cached is not None):
+        metric.set_real_statistics(cached)
+        log.info("FID reference: reusing %s (cache key: %s)", path, key)
+        return Reference(key, path, "cache")
+    metric.set_real_statistics(None)
+    metric.reset()
+    dataset = train_set(datamodule)
+    indices = real_indices(len(cast(Sized, dataset)), num_real)
+    distributed.run_everywhere(lambda: add_real_images(metric, dataset, indices, batch_size))
+    stats = metric.real_statistics()
+    metric.reset()
+    metric.set_real_statistics(stats)
+    if distributed.rank_and_world()[0] == 0:
+        try:
+            save_reference(path, key, stats)
+            log.info(
+                "FID reference: computed from %d images, cached at %s (cache key: %s)",
+                num_real,
+                path,
+                key,
+            )
+        except OSError as err:  # an unwritable cache costs time later, not correctness now
+            log.warning("FID reference computed but not cached at %s: %s", path, err)
+    return Reference(key, path, "computed")

@@ -1,0 +1,127 @@
+"""Every model config trains a few generator steps through the real train.py, loads and samples."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import gan_zoo
+from gan_zoo.checkpoint import read_checkpoint
+from tests.helpers import FAST, MODELS
+
+EXPECTED_CLASS = {
+    "minimax_gan": "MinimaxGAN",
+    "ns_gan": "NonSaturatingGAN",
+    "wgan_clip": "WGANClip",
+    "wgan_gp": "WGANGP",
+    "sngan": "SNGAN",
+}
+
+
+def _metrics(run_dir: Path) -> list[dict[str, str]]:
+    (path,) = run_dir.glob("csv/version_*/metrics.csv")
+    return list(csv.DictReader(path.open()))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_config_trains_loads_and_samples(model: str, run_cli, tmp_path: Path) -> None:
+    result = run_cli("train.py", f"model={model}", *FAST, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    assert (tmp_path / "checkpoints" / "step000002.ckpt").is_file()
+    loaded = gan_zoo.load_model(ckpt)
+    assert type(loaded).__name__ == EXPECTED_CLASS.get(model, type(loaded).__name__)
+    assert read_checkpoint(ckpt)["global_step"] == 4  # generator steps, whatever n_critic is
+    samples = loaded.sample(10, batch_size=4)
+    assert samples.shape == (10, 1, 28, 28) and not samples.requires_grad
+    assert samples.min() >= -1 and samples.max() <= 1
+    # the logged step axis is the generator step, and the losses are there and finite
+    rows = _metrics(tmp_path)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    for key in ("train/d_loss", "train/g_loss", "train/penalty"):
+        assert all(np.isfinite(float(r[key])) for r in rows)
+    assert (tmp_path / "samples" / "final.png").is_file()
+
+
+def test_generate_writes_grid_images_and_npz(run_cli, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert run_cli("train.py", *FAST, f"hydra.run.dir={run}").returncode == 0
+    out = tmp_path / "gen"
+    result = run_cli(
+        "generate.py",
+        f"ckpt_path={run}/checkpoints/last.ckpt",
+        "num_samples=12",
+        f"out_dir={out}",
+        "save_images=true",
+        "save_npz=true",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = json.loads(result.stdout.strip().splitlines()[-1])
+    assert Path(written["grid"]).is_file()
+    assert len(list((out / "images").glob("*.png"))) == 12
+    samples = np.load(out / "samples.npz")["samples"]
+    assert samples.shape == (12, 28, 28, 1) and samples.dtype == np.uint8
+
+
+def test_generate_is_seeded(run_cli, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert run_cli("train.py", "data=toy2d", *FAST, f"hydra.run.dir={run}").returncode == 0
+    outs = []
+    for name in ("a", "b"):
+        args = (f"ckpt_path={run}/checkpoints/last.ckpt", "num_samples=50", "save_npz=true")
+        result = run_cli("generate.py", *args, f"out_dir={tmp_path / name}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        outs.append(np.load(tmp_path / name / "samples.npz")["samples"])
+    assert outs[0].shape == (50, 2) and np.array_equal(outs[0], outs[1])
+
+
+def test_same_seed_same_run_other_seed_other_run(run_cli, tmp_path: Path) -> None:
+    states = {}
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        args = ("data=toy2d", "model=wgan_gp", *FAST, f"seed={seed}")
+        result = run_cli("train.py", *args, f"hydra.run.dir={tmp_path / name}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        states[name] = read_checkpoint(tmp_path / name / "checkpoints" / "last.ckpt")["state_dict"]
+    assert all(torch.equal(states["a"][k], states["b"][k]) for k in states["a"])
+    assert not all(torch.equal(states["a"][k], states["c"][k]) for k in states["a"])
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25", "swiss_roll"])
+def test_toy2d_names_select_the_data(name: str, run_cli, tmp_path: Path) -> None:
+    args = ("data=toy2d", f"data.name={name}", *FAST, "trainer.max_steps=2")
+    result = run_cli("train.py", *args, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["gan_zoo_config"]
+    assert config["data"]["name"] == name
+    assert (tmp_path / "samples" / "final.png").stat().st_size > 1000  # a real scatter plot
+
+
+def test_sweep_runs_every_variant(run_cli, tmp_path: Path) -> None:
+    result = run_cli(
+        "train.py",
+        "-m",
+        "model=" + ",".join(MODELS),
+        "data=toy2d",
+        *FAST,
+        "trainer.max_steps=2",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpts = sorted(tmp_path.glob("*/checkpoints/last.ckpt"))
+    assert len(ckpts) == len(MODELS)
+    classes = {type(gan_zoo.load_model(p)).__name__ for p in ckpts}
+    assert len(classes) == len(MODELS)
+
+
+def test_wandb_default_logger_runs_offline_without_key(run_cli, tmp_path: Path) -> None:
+    env = {"WANDB_API_KEY": None, "WANDB_MODE": None, "HOME": str(tmp_path)}
+    args = ("data=toy2d", "debug=fast", "logger=wandb", "trainer.max_steps=2")
+    result = run_cli("train.py", *args, f"hydra.run.dir={tmp_path / 'run'}", env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))

@@ -1,0 +1,97 @@
+"""Every config group option composes with the real train.yaml and instantiates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from gan_zoo.models import GAN
+from gan_zoo.training import build, instantiate_group
+from tests.helpers import CONFIG_DIR, MODELS, compose_train
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+DATA_OVERRIDES = {
+    "image_folder": ["data.root={root}"],
+    "mnist": [],  # instantiating downloads nothing; only prepare_data/setup touch the disk
+    "cifar10": [],
+}
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("data", ["mnist_subset", "toy2d", "toy1d", "cifar10", "image_folder"])
+def test_every_model_builds_for_every_data_family(model: str, data: str, tmp_path: Path) -> None:
+    overrides = [f"model={model}", f"data={data}"]
+    overrides += [o.format(root=tmp_path) for o in DATA_OVERRIDES.get(data, [])]
+    cfg = compose_train(overrides, run_dir=tmp_path)
+    datamodule, gan = build(cfg)
+    assert isinstance(gan, GAN) and type(gan).__name__ == cfg.model._target_.rsplit(".", 1)[1]
+    z = torch.randn(2, gan.latent_dim)
+    fake = gan.generator.eval()(z)
+    assert tuple(fake.shape[1:]) == tuple(datamodule.sample_shape)
+    assert gan.discriminator.eval()(fake).shape == (2,)
+
+
+@pytest.mark.parametrize("option", _options("data"))
+def test_data_group(option: str, tmp_path: Path) -> None:
+    overrides = [f"data={option}"] + [
+        o.format(root=tmp_path) for o in DATA_OVERRIDES.get(option, [])
+    ]
+    dm = instantiate_group(compose_train(overrides, run_dir=tmp_path).data, "data")
+    assert isinstance(dm, pl.LightningDataModule) and len(dm.sample_shape) in (1, 3)
+
+
+@pytest.mark.parametrize("option", _options("net"))
+def test_net_group(option: str, tmp_path: Path) -> None:
+    overrides = [f"data={option}"] + [
+        o.format(root=tmp_path) for o in DATA_OVERRIDES.get(option, [])
+    ]
+    cfg = compose_train(overrides, run_dir=tmp_path)
+    assert cfg.net == compose_train(overrides + [f"net={option}"], run_dir=tmp_path).net
+    gen, disc = instantiate(cfg.net.generator), instantiate(cfg.net.discriminator)
+    assert gen.output_shape == disc.input_shape
+
+
+@pytest.mark.parametrize("option", _options("trainer"))
+def test_trainer_group(option: str, tmp_path: Path) -> None:
+    cfg = compose_train([f"trainer={option}", "trainer.accelerator=cpu"], run_dir=tmp_path)
+    trainer = instantiate(cfg.trainer, logger=False)
+    assert isinstance(trainer, pl.Trainer) and trainer.max_steps == cfg.trainer.max_steps
+
+
+@pytest.mark.parametrize("option", _options("logger"))
+def test_logger_group(option: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cfg = compose_train([f"logger={option}"], run_dir=tmp_path)
+    loggers = [instantiate(node) for node in cfg.logger.values()]
+    assert all(isinstance(lg, pl.loggers.Logger) for lg in loggers)
+    assert len(loggers) == (0 if option == "none" else 1)
+
+
+@pytest.mark.parametrize("option", _options("callbacks"))
+def test_callbacks_group(option: str, tmp_path: Path) -> None:
+    cfg = compose_train([f"callbacks={option}"], run_dir=tmp_path)
+    callbacks = [instantiate(node) for node in cfg.callbacks.values()]
+    assert all(isinstance(cb, pl.Callback) for cb in callbacks)
+
+
+@pytest.mark.parametrize("option", _options("debug") + _options("experiment"))
+def test_global_option_groups_compose(option: str, tmp_path: Path) -> None:
+    group = "debug" if option in _options("debug") else "experiment"
+    cfg = compose_train([f"{group}={option}"], run_dir=tmp_path)
+    _, gan = build(cfg) if cfg.data._target_.endswith("MNISTSubsetDataModule") else (None, None)
+    assert gan is None or isinstance(gan, GAN)
+
+
+def test_paths_default_data_dir_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("GAN_ZOO_DATA_DIR", str(tmp_path))
+    cfg = compose_train(["data=cifar10"], run_dir=tmp_path)
+    assert cfg.data.data_dir == str(tmp_path)
