@@ -134,13 +134,18 @@ class GAN(pl.LightningModule):
             self.generator_optimizer(self.generator.parameters()),
         ]
 
-    def training_step(self, batch: Any, batch_idx: int) -> None:
+    def training_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
+        """One critic step on ``batch``; every ``n_critic``-th call also one generator step.
+
+        Returns the detached losses of this call (``d_loss``, ``penalty``, and ``g_loss`` on
+        generator steps), which callbacks receive as ``outputs``.
+        """
         real = batch[0] if isinstance(batch, (list, tuple)) else batch  # (B, *S)
         d_opt, g_opt = self.optimizers()  # type: ignore[misc]
         d_loss, penalty, estimates = self._discriminator_step(real, d_opt)
         self.critic_steps_in_cycle += 1
         if self.critic_steps_in_cycle < self.n_critic:
-            return
+            return {"d_loss": d_loss, "penalty": penalty}
         self.critic_steps_in_cycle = 0
         g_loss = self._generator_step(real.shape[0], g_opt)
         # `step` sets the logger's x-axis; after the optimizer step global_step == generator steps.
@@ -148,6 +153,7 @@ class GAN(pl.LightningModule):
         self.log_dict({"train/d_loss": d_loss, "train/g_loss": g_loss}, prog_bar=True)
         self.log("train/penalty", penalty)
         self.log_dict({f"divergence/{k}": v for k, v in estimates.items()})
+        return {"d_loss": d_loss, "penalty": penalty, "g_loss": g_loss}
 
     def _discriminator_step(
         self, real: Tensor, opt: LightningOptimizer
