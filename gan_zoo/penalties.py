@@ -7,7 +7,11 @@ from torch import Tensor, nn
 
 
 def gradient_penalty(
-    discriminator: nn.Module, real: Tensor, fake: Tensor, epsilon: Tensor | None = None
+    discriminator: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    epsilon: Tensor | None = None,
+    grad_scale: Tensor | None = None,
 ) -> Tensor:
     """Two-sided gradient penalty of Gulrajani et al. 2017, Eq. 3 (unweighted).
 
@@ -20,6 +24,9 @@ def gradient_penalty(
         real: ``(B, *S)`` data batch.
         fake: ``(B, *S)`` generated batch (detached from the generator).
         epsilon: optional ``(B,)`` interpolation weights; drawn from U[0, 1] when omitted.
+        grad_scale: the fp16 loss scale, if any. Following PyTorch's AMP gradient-penalty
+            recipe, the scores are scaled before ``autograd.grad`` (so small gradients do not
+            underflow in fp16) and the gradients unscaled before the norm.
 
     Returns:
         Scalar tensor, differentiable w.r.t. the critic's parameters (``create_graph=True``).
@@ -29,7 +36,11 @@ def gradient_penalty(
         epsilon = torch.rand(batch, device=real.device, dtype=real.dtype)
     eps = epsilon.reshape(batch, *([1] * (real.dim() - 1)))  # (B, 1, ..., 1)
     interpolated = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    scores = discriminator(interpolated)
-    (grads,) = torch.autograd.grad(scores.sum(), interpolated, create_graph=True)
-    norms = grads.flatten(start_dim=1).norm(2, dim=1)  # (B,)
+    scores = discriminator(interpolated).sum()
+    if grad_scale is not None:
+        scores = scores * grad_scale
+    (grads,) = torch.autograd.grad(scores, interpolated, create_graph=True)
+    if grad_scale is not None:
+        grads = grads / grad_scale
+    norms = grads.float().flatten(start_dim=1).norm(2, dim=1)  # (B,)
     return ((norms - 1.0) ** 2).mean()

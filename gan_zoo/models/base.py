@@ -13,8 +13,7 @@ and, to log what its discriminator measures, ``divergence_estimates(real_scores,
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -22,6 +21,8 @@ import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor, nn
 
+from gan_zoo.distributed import GANDDPStrategy, all_reduce_, reseed_for_rank, uncounted
+from gan_zoo.ema import ema_update, make_ema
 from gan_zoo.errors import check
 from gan_zoo.replay import ReplayBuffer
 
@@ -47,6 +48,14 @@ class GAN(pl.LightningModule):
         replay_size: if > 0, keep this many past fakes and train D on a mix of current and past
             fakes (Shrivastava et al. 2017); 0 disables the buffer.
         replay_ratio: fraction of each fake batch drawn from the buffer.
+        ema_decay: if > 0, keep an exponential moving average of the generator, used by
+            :meth:`sample` (and so by metrics); 0 disables it.
+        penalty_every: compute ``discriminator_penalty`` on every k-th critic step only, scaled
+            by k (lazy regularization, Karras et al. 2020, StyleGAN2 Sec. 3.1).
+        lr_decay_steps: if set, decay both learning rates linearly to 0 over this many
+            generator steps (the WGAN-GP and SN-GAN CIFAR-10 schedules).
+        compile: run G and D forwards through ``torch.compile``. The gradient penalty keeps
+            the eager discriminator, since double backward through compiled graphs is unsafe.
 
     >>> from gan_zoo.nets import MLPGenerator, MLPDiscriminator
     >>> from gan_zoo.models import NonSaturatingGAN
@@ -71,34 +80,39 @@ class GAN(pl.LightningModule):
         discriminator_optimizer: OptimizerFactory | None = None,
         replay_size: int = 0,
         replay_ratio: float = 0.5,
+        ema_decay: float = 0.0,
+        penalty_every: int = 1,
+        lr_decay_steps: int | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         n_critic = self.default_n_critic if n_critic is None else n_critic
-        check(isinstance(n_critic, int) and n_critic >= 1, "n_critic", n_critic, "an integer >= 1")
-        check(
-            isinstance(latent_dim, int) and latent_dim >= 1,
-            "latent_dim",
-            latent_dim,
-            "an integer >= 1",
-        )
+        _check_int(n_critic, "n_critic", 1)
+        _check_int(latent_dim, "latent_dim", 1)
+        _check_int(replay_size, "replay_size", 0)
+        _check_int(penalty_every, "penalty_every", 1)
+        if lr_decay_steps is not None:
+            _check_int(lr_decay_steps, "lr_decay_steps", 1)
+        check(0.0 <= ema_decay < 1.0, "ema_decay", ema_decay, "a number in [0, 1)")
         net_latent = getattr(generator, "latent_dim", latent_dim)
         check(net_latent == latent_dim, "latent_dim", latent_dim, f"{net_latent} (the generator's)")
         self.automatic_optimization = False
-        self.generator = generator
-        self.discriminator = discriminator
-        self.latent_dim = latent_dim
-        self.n_critic = n_critic
+        self.generator, self.discriminator = generator, discriminator
+        self.latent_dim, self.n_critic = latent_dim, n_critic
         self.generator_optimizer = generator_optimizer or self.default_optimizer
         self.discriminator_optimizer = discriminator_optimizer or self.default_optimizer
+        self.replay = ReplayBuffer(replay_size, replay_ratio) if replay_size else None
+        self.ema_decay, self.penalty_every, self.lr_decay_steps = (
+            ema_decay,
+            penalty_every,
+            lr_decay_steps,
+        )
+        self.generator_ema = make_ema(generator) if ema_decay > 0 else None
+        self.compile = compile
+        self._compiled: dict[str, Callable[[Tensor], Tensor]] = {}  # a dict: not submodules
         # Position inside the n_critic cycle: critic steps taken since the last generator step.
         self.critic_steps_in_cycle = 0
-        check(
-            isinstance(replay_size, int) and replay_size >= 0,
-            "replay_size",
-            replay_size,
-            "an integer >= 0",
-        )
-        self.replay = ReplayBuffer(replay_size, replay_ratio) if replay_size else None
+        self._last_penalty: Tensor | None = None
 
     # ----------------------------------------------------------------- hooks for variants
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
@@ -128,11 +142,34 @@ class GAN(pl.LightningModule):
         """``(B, latent_dim)`` noise to ``(B, *S)`` samples."""
         return self.generator(z)
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [
+    def configure_optimizers(self) -> Any:
+        optimizers = [
             self.discriminator_optimizer(self.discriminator.parameters()),
             self.generator_optimizer(self.generator.parameters()),
         ]
+        if self.lr_decay_steps is None:
+            return optimizers
+        total = self.lr_decay_steps
+
+        def linear(step: int) -> float:
+            return max(0.0, 1.0 - step / total)
+
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, linear) for opt in optimizers]
+        return optimizers, schedulers
+
+    def on_fit_start(self) -> None:
+        trainer = self.trainer
+        # Lightning flushes logs every `log_every_n_steps` *batches*; a generator step spans
+        # n_critic batches, so count the interval in generator steps (and flush on fresh values).
+        if getattr(trainer, "_gan_zoo_log_every", None) is None:
+            trainer._gan_zoo_log_every = trainer.log_every_n_steps  # type: ignore[attr-defined]
+        trainer.log_every_n_steps = trainer._gan_zoo_log_every * self.n_critic  # type: ignore
+        reseed_for_rank(trainer.global_rank)
+        if self.compile:
+            self._compiled = {
+                "generator": torch.compile(self.generator),
+                "discriminator": torch.compile(self.discriminator),
+            }
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         """One critic step on ``batch``; every ``n_critic``-th call also one generator step.
@@ -149,9 +186,9 @@ class GAN(pl.LightningModule):
         self.critic_steps_in_cycle = 0
         g_loss = self._generator_step(real.shape[0], g_opt)
         # `step` sets the logger's x-axis; after the optimizer step global_step == generator steps.
-        self.log("step", float(self.global_step), prog_bar=True)
-        self.log_dict({"train/d_loss": d_loss, "train/g_loss": g_loss}, prog_bar=True)
-        self.log("train/penalty", penalty)
+        # Tensors are logged as they are: Lightning converts them only when it flushes the logs.
+        self.log("step", float(self.global_step))
+        self.log_dict({"train/d_loss": d_loss, "train/g_loss": g_loss, "train/penalty": penalty})
         self.log_dict({f"divergence/{k}": v for k, v in estimates.items()})
         return {"d_loss": d_loss, "penalty": penalty, "g_loss": g_loss}
 
@@ -159,30 +196,69 @@ class GAN(pl.LightningModule):
         self, real: Tensor, opt: LightningOptimizer
     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         with torch.no_grad():
-            fake = self.generator(self._noise(real.shape[0], real.device))
+            fake = self._run("generator", self._noise(real.shape[0], real.device))
         if self.replay is not None:
             fake = self.replay.mix(fake)
-        real_scores, fake_scores = self.discriminator(real), self.discriminator(fake)
+        real_scores = self._run("discriminator", real)
+        fake_scores = self._run("discriminator", fake)
         loss = self.discriminator_loss(real_scores, fake_scores)
-        penalty = self.discriminator_penalty(real, fake)
+        penalty = self._penalty(real, fake)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss + penalty)
-        with _uncounted(opt):
+        self._sync(self.discriminator)
+        with uncounted(opt):
             opt.step()
         self.after_discriminator_step()
         with torch.no_grad():
             estimates = self.divergence_estimates(real_scores.detach(), fake_scores.detach())
-        return loss.detach(), penalty.detach(), estimates
+        return loss.detach(), self._last_penalty_or(penalty), estimates
+
+    def _penalty(self, real: Tensor, fake: Tensor) -> Tensor:
+        """The hook's penalty, on every ``penalty_every``-th critic step only, scaled by k."""
+        critic_step = self.global_step * self.n_critic + self.critic_steps_in_cycle
+        if critic_step % self.penalty_every:
+            return real.new_zeros(())
+        penalty = self.penalty_every * self.discriminator_penalty(real, fake)
+        self._last_penalty = penalty.detach()
+        return penalty
+
+    def _last_penalty_or(self, penalty: Tensor) -> Tensor:
+        return self._last_penalty if self._last_penalty is not None else penalty.detach()
 
     def _generator_step(self, batch_size: int, opt: LightningOptimizer) -> Tensor:
         # Toggling freezes D's parameters, so the generator's backward skips their weight grads.
         with self.toggled_optimizer(opt):
-            fake = self.generator(self._noise(batch_size, self.device))
-            loss = self.generator_loss(self.discriminator(fake))
+            fake = self._run("generator", self._noise(batch_size, self.device))
+            loss = self.generator_loss(self._run("discriminator", fake))
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
+            self._sync(self.generator)
             opt.step()
+        if self.generator_ema is not None:
+            ema_update(self.generator_ema, self.generator, self.ema_decay)
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            if scheduler is not None:
+                scheduler.step()
         return loss.detach()
+
+    def _run(self, net: str, x: Tensor) -> Tensor:
+        return self._compiled.get(net, getattr(self, net))(x)
+
+    def _sync(self, module: nn.Module) -> None:
+        if self._trainer is not None and isinstance(self.trainer.strategy, GANDDPStrategy):
+            all_reduce_(module)
+
+    def grad_scale(self, device: torch.device) -> Tensor | None:
+        """The loss scale of fp16 mixed precision (a device tensor), or None when unscaled.
+
+        A penalty built from ``torch.autograd.grad`` must scale its outputs and unscale the
+        gradients (PyTorch AMP recipe, "Gradient penalty"), see ``penalties.gradient_penalty``.
+        """
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer else None
+        if scaler is None or not scaler.is_enabled():
+            return None
+        return scaler.scale(torch.ones((), device=device))
 
     def _noise(self, n: int, device: torch.device) -> Tensor:
         return torch.randn(n, self.latent_dim, device=device)  # (n, latent_dim)
@@ -191,35 +267,23 @@ class GAN(pl.LightningModule):
     def sample(self, n: int, batch_size: int = 256, z: Tensor | None = None) -> Tensor:
         """Draw ``n`` samples in data space (images in [-1, 1]) without grad, in batches.
 
-        The generator runs in eval mode (BatchNorm uses running statistics) and its mode is
-        restored afterwards. Returns a CPU tensor of shape ``(n, *S)``; pass ``z`` of shape
-        ``(n, latent_dim)`` to choose the noise.
+        Uses the EMA generator when ``ema_decay > 0``. The generator runs in eval mode (BatchNorm
+        uses running statistics) and its mode is restored afterwards. Returns a CPU tensor of
+        shape ``(n, *S)``; pass ``z`` of shape ``(n, latent_dim)`` to choose the noise.
         """
         check(isinstance(n, int) and n >= 1, "n", n, "an integer >= 1")
-        was_training = self.generator.training
-        self.generator.eval()
+        generator = self.generator_ema if self.generator_ema is not None else self.generator
+        was_training = generator.training
+        generator.eval()
         try:
             chunks = []
             for start in range(0, n, batch_size):
                 count = min(batch_size, n - start)
-                noise = (
-                    self._noise(count, self.device)
-                    if z is None
-                    else z[start : start + count].to(self.device)
-                )
-                chunks.append(self.generator(noise).float().cpu())
+                noise = self._noise(count, self.device) if z is None else z[start : start + count]
+                chunks.append(generator(noise.to(self.device)).float().cpu())
             return torch.cat(chunks)
         finally:
-            self.generator.train(was_training)
-
-    def on_fit_start(self) -> None:
-        # Lightning flushes logs every `log_every_n_steps` *batches*; one generator step spans
-        # n_critic batches, so count the interval in generator steps. That also makes every flush
-        # land on a batch that just logged fresh generator-step values.
-        trainer = self.trainer
-        if getattr(trainer, "_gan_zoo_log_every", None) is None:
-            trainer._gan_zoo_log_every = trainer.log_every_n_steps  # type: ignore[attr-defined]
-        trainer.log_every_n_steps = trainer._gan_zoo_log_every * self.n_critic  # type: ignore
+            generator.train(was_training)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["critic_steps_in_cycle"] = self.critic_steps_in_cycle
@@ -232,22 +296,6 @@ class GAN(pl.LightningModule):
             self.replay.load_state_dict(checkpoint["replay_buffer"], device=self.device)
 
 
-@contextmanager
-def _uncounted(opt: LightningOptimizer) -> Iterator[None]:
-    """Step ``opt`` without advancing ``trainer.global_step``.
-
-    In manual optimization Lightning counts every ``optimizer.step()`` as a global step
-    (Lightning issue 17958), so with n_critic=5 ``max_steps`` would stop after N/6 generator
-    steps. The counting lives in the two callbacks Lightning injects into each optimizer for
-    the duration of one training step; the discriminator's are silenced here.
-    """
-    before, after = opt._on_before_step, opt._on_after_step
-    opt._on_before_step = opt._on_after_step = _do_nothing
-    try:
-        yield
-    finally:
-        opt._on_before_step, opt._on_after_step = before, after
-
-
-def _do_nothing() -> None:
-    return None
+def _check_int(value: Any, key: str, minimum: int) -> None:
+    valid = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    check(valid, key, value, f"an integer >= {minimum}")

@@ -98,4 +98,6 @@ class WGANGP(GAN):
         return {"w1": wasserstein_estimate(real_scores, fake_scores)}
 
     def discriminator_penalty(self, real: Tensor, fake: Tensor) -> Tensor:
-        return self.gp_weight * penalties.gradient_penalty(self.discriminator, real, fake)
+        scale = self.grad_scale(real.device)
+        gp = penalties.gradient_penalty(self.discriminator, real, fake, grad_scale=scale)
+        return self.gp_weight * gp
