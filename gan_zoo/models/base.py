@@ -19,7 +19,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from gan_zoo.distributed import GANDDPStrategy, all_reduce_, reseed_for_rank, uncounted
 from gan_zoo.ema import ema_update, make_ema
@@ -166,10 +168,13 @@ class GAN(pl.LightningModule):
         trainer.log_every_n_steps = trainer._gan_zoo_log_every * self.n_critic  # type: ignore
         reseed_for_rank(trainer.global_rank)
         if self.compile:
-            self._compiled = {
-                "generator": torch.compile(self.generator),
-                "discriminator": torch.compile(self.discriminator),
-            }
+            self._compiled = {"generator": torch.compile(self.generator)}
+            # Compiled spectral-norm parametrizations update u, v in place between the real and
+            # fake forwards and break the first graph's backward; such critics stay eager.
+            if not any(parametrize.is_parametrized(m) for m in self.discriminator.modules()):
+                self._compiled["discriminator"] = torch.compile(self.discriminator)
+            else:
+                rank_zero_warn("compile: the spectral-norm critic runs eager; G is compiled.")
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         """One critic step on ``batch``; every ``n_critic``-th call also one generator step.

@@ -1,0 +1,169 @@
+"""Loop options of issue 4: EMA, lazy regularization, LR decay, mixed precision, compile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from gan_zoo.checkpoint import build_model
+from gan_zoo.models import SNGAN, WGANGP, MinimaxGAN, NonSaturatingGAN, WGANClip
+from gan_zoo.nets import MLPDiscriminator, MLPGenerator
+from gan_zoo.penalties import gradient_penalty
+
+VARIANTS = [MinimaxGAN, NonSaturatingGAN, WGANClip, WGANGP, SNGAN]
+
+
+def _gan(variant: type = WGANGP, **kwargs: Any) -> Any:
+    torch.manual_seed(0)
+    gen = MLPGenerator(latent_dim=2, hidden=16, depth=2)
+    return variant(gen, MLPDiscriminator(hidden=16, depth=2), latent_dim=2, **kwargs)
+
+
+class _Outputs(pl.Callback):
+    def __init__(self) -> None:
+        self.outputs: list[dict[str, Tensor]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.outputs.append({k: v.detach().clone() for k, v in outputs.items()})
+
+
+def _fit(model: pl.LightningModule, steps: int = 3, **kwargs: Any) -> _Outputs:
+    recorder = _Outputs()
+    torch.manual_seed(1)
+    data = DataLoader(TensorDataset(torch.randn(256, 2)), batch_size=16)
+    pl.Trainer(
+        accelerator="cpu",
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[recorder],
+        **kwargs,
+    ).fit(model, data)
+    return recorder
+
+
+def test_ema_tracks_generator_and_is_used_for_sampling() -> None:
+    model = _gan(NonSaturatingGAN, ema_decay=0.5, n_critic=1)
+    expected = [p.clone() for p in model.generator.parameters()]
+    history: list[list[Tensor]] = []
+
+    class Track(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, *args: Any) -> None:
+            history.append([p.detach().clone() for p in pl_module.generator.parameters()])
+
+    pl.Trainer(
+        accelerator="cpu",
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Track()],
+    ).fit(model, DataLoader(TensorDataset(torch.randn(64, 2)), batch_size=16))
+    for params in history:  # ema <- 0.5 ema + 0.5 g after every generator step
+        expected = [0.5 * e + 0.5 * p for e, p in zip(expected, params)]
+    for got, want in zip(model.generator_ema.parameters(), expected):
+        torch.testing.assert_close(got, want)
+    z = torch.randn(7, 2)
+    torch.testing.assert_close(model.sample(7, z=z), model.generator_ema.eval()(z))
+    assert not torch.allclose(model.sample(7, z=z), model.generator.eval()(z))
+    assert any(k.startswith("generator_ema.") for k in model.state_dict())
+
+
+def test_ema_is_restored_from_the_state_dict(tmp_path: Path) -> None:
+    model = _gan(NonSaturatingGAN, ema_decay=0.9)
+    _fit(model, steps=2)
+    config = {
+        "net": {
+            "generator": {
+                "_target_": "gan_zoo.nets.MLPGenerator",
+                "latent_dim": 2,
+                "hidden": 16,
+                "depth": 2,
+            },
+            "discriminator": {
+                "_target_": "gan_zoo.nets.MLPDiscriminator",
+                "hidden": 16,
+                "depth": 2,
+            },
+        },
+        "model": {"_target_": "gan_zoo.models.NonSaturatingGAN", "latent_dim": 2, "ema_decay": 0.9},
+    }
+    rebuilt = build_model(config)
+    rebuilt.load_state_dict(model.state_dict())
+    z = torch.randn(5, 2)
+    torch.testing.assert_close(rebuilt.sample(5, z=z), model.sample(5, z=z))
+
+
+def test_lazy_penalty_runs_every_kth_critic_step_scaled_by_k() -> None:
+    calls: list[int] = []
+
+    class Counting(WGANGP):
+        def discriminator_penalty(self, real: Tensor, fake: Tensor) -> Tensor:
+            calls.append(self.global_step * self.n_critic + self.critic_steps_in_cycle)
+            return real.new_tensor(0.25)
+
+    model = _gan(Counting, n_critic=2, penalty_every=3)
+    outputs = _fit(model, steps=3).outputs  # 6 critic steps: 0..5
+    assert calls == [0, 3]
+    assert [o["penalty"].item() for o in outputs] == [0.75] * 6  # 3 * 0.25, last computed value
+
+
+def test_linear_lr_decay_over_generator_steps() -> None:
+    model = _gan(WGANGP, n_critic=2, lr_decay_steps=4)
+    _fit(model, steps=3)
+    d_opt, g_opt = model.optimizers()
+    assert g_opt.param_groups[0]["lr"] == pytest.approx(1e-4 * (1 - 3 / 4))
+    assert d_opt.param_groups[0]["lr"] == pytest.approx(1e-4 * (1 - 3 / 4))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bf16_mixed_stays_finite(variant: type) -> None:
+    model = _gan(variant, n_critic=2)
+    outputs = _fit(model, steps=3, precision="bf16-mixed").outputs
+    assert all(torch.isfinite(v).all() for o in outputs for v in o.values())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_fp16_gradient_penalty_follows_the_amp_recipe() -> None:
+    critic = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1), nn.Flatten(0))
+    real, fake, eps = torch.randn(16, 2), torch.randn(16, 2), torch.rand(16)
+    exact = gradient_penalty(critic, real, fake, epsilon=eps)
+    scale = torch.tensor(2.0**10)  # GradScaler's scale once it has backed off from overflow
+    torch.testing.assert_close(gradient_penalty(critic, real, fake, eps, grad_scale=scale), exact)
+    with torch.autocast("cpu", dtype=torch.float16):
+        scaled = gradient_penalty(critic, real, fake, eps, grad_scale=scale)
+    assert scaled.dtype == torch.float32  # the norm is taken in fp32
+    torch.testing.assert_close(scaled, exact, rtol=2e-2, atol=1e-3)
+
+
+def test_fp16_mixed_with_grad_scaler_trains_wgan_gp() -> None:
+    model = _gan(WGANGP, n_critic=2)
+    scaler = torch.amp.GradScaler("cpu")
+    plugin = MixedPrecision("16-mixed", "cpu", scaler=scaler)
+    outputs = _fit(model, steps=6, plugins=[plugin]).outputs
+    assert model.grad_scale(torch.device("cpu")) is not None
+    # GradScaler skips overflowing steps and backs off; training then runs finite
+    assert scaler.get_scale() < 2.0**16
+    assert all(torch.isfinite(v).all() for v in outputs[-1].values())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", [WGANGP, SNGAN])
+def test_compile_gives_the_eager_losses(variant: type) -> None:
+    eager = _fit(_gan(variant, n_critic=2), steps=2).outputs
+    compiled = _fit(_gan(variant, n_critic=2, compile=True), steps=2).outputs
+    assert len(eager) == len(compiled) == 4
+    for a, b in zip(eager, compiled):
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
