@@ -12,6 +12,7 @@ def gradient_penalty(
     fake: Tensor,
     epsilon: Tensor | None = None,
     grad_scale: Tensor | None = None,
+    one_sided: bool = False,
 ) -> Tensor:
     """Two-sided gradient penalty of Gulrajani et al. 2017, Eq. 3 (unweighted).
 
@@ -27,6 +28,8 @@ def gradient_penalty(
         grad_scale: the fp16 loss scale, if any. Following PyTorch's AMP gradient-penalty
             recipe, the scores are scaled before ``autograd.grad`` (so small gradients do not
             underflow in fp16) and the gradients unscaled before the norm.
+        one_sided: penalize only norms above 1, ``E[max(0, ||grad|| - 1)^2]`` (the Lipschitz
+            penalty of Petzka et al. 2018, Eq. 8, "WGAN-LP").
 
     Returns:
         Scalar tensor, differentiable w.r.t. the critic's parameters (``create_graph=True``).
@@ -43,4 +46,5 @@ def gradient_penalty(
     if grad_scale is not None:
         grads = grads / grad_scale
     norms = grads.float().flatten(start_dim=1).norm(2, dim=1)  # (B,)
-    return ((norms - 1.0) ** 2).mean()
+    excess = (norms - 1.0).clamp(min=0.0) if one_sided else norms - 1.0
+    return (excess**2).mean()

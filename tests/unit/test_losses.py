@@ -117,3 +117,18 @@ def test_gradient_penalty_epsilon_is_uniform_per_sample() -> None:
     assert eps.min() >= 0 and eps.max() <= 1
     assert eps[:, 0, 0, 0].mean().item() == pytest.approx(0.5, abs=0.02)
     assert eps[:, 0, 0, 0].var().item() == pytest.approx(1 / 12, abs=0.005)
+
+
+def test_one_sided_penalty_ignores_norms_below_one() -> None:
+    class Quadratic(nn.Module):  # grad_x D = x
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 0.5 * x.pow(2).sum(1)
+
+    real, fake = torch.ones(2, 4), torch.zeros(2, 4)
+    # norms eps * 2 = 1.0 and 1.6 (eps 0.5, 0.8): two-sided mean(0, 0.36) = 0.18, one-sided too;
+    # norms 0.4 and 1.6 (eps 0.2, 0.8): two-sided mean(0.36, 0.36) = 0.36, one-sided 0.18
+    eps = t([0.2, 0.8])
+    assert gradient_penalty(Quadratic(), real, fake, eps).item() == pytest.approx(0.36)
+    assert gradient_penalty(Quadratic(), real, fake, eps, one_sided=True).item() == pytest.approx(
+        0.18
+    )
