@@ -26,6 +26,6 @@ def ema_update(ema: nn.Module, module: nn.Module, decay: float) -> None:
     """
     ema_params = list(ema.parameters())
     params = [p.detach() for p in module.parameters()]
-    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+    torch._foreach_lerp_(ema_params, params, 1.0 - decay)  # type: ignore[arg-type]
     for ema_buffer, buffer in zip(ema.buffers(), module.buffers()):
         ema_buffer.copy_(buffer)

@@ -110,7 +110,7 @@ class GAN(pl.LightningModule):
             lr_decay_steps,
         )
         self.generator_ema = make_ema(generator) if ema_decay > 0 else None
-        self.compile = compile
+        self.compile_nets = compile  # not `self.compile`: that is nn.Module.compile()
         self._compiled: dict[str, Callable[[Tensor], Tensor]] = {}  # a dict: not submodules
         # Position inside the n_critic cycle: critic steps taken since the last generator step.
         self.critic_steps_in_cycle = 0
@@ -167,7 +167,7 @@ class GAN(pl.LightningModule):
             trainer._gan_zoo_log_every = trainer.log_every_n_steps  # type: ignore[attr-defined]
         trainer.log_every_n_steps = trainer._gan_zoo_log_every * self.n_critic  # type: ignore
         reseed_for_rank(trainer.global_rank)
-        if self.compile:
+        if self.compile_nets:
             self._compiled = {"generator": torch.compile(self.generator)}
             # Compiled spectral-norm parametrizations update u, v in place between the real and
             # fake forwards and break the first graph's backward; such critics stay eager.
@@ -183,7 +183,7 @@ class GAN(pl.LightningModule):
         generator steps), which callbacks receive as ``outputs``.
         """
         real = batch[0] if isinstance(batch, (list, tuple)) else batch  # (B, *S)
-        d_opt, g_opt = self.optimizers()  # type: ignore[misc]
+        d_opt, g_opt = self.optimizers()  # type: ignore[misc, attr-defined]
         d_loss, penalty, estimates = self._discriminator_step(real, d_opt)
         self.critic_steps_in_cycle += 1
         if self.critic_steps_in_cycle < self.n_critic:
