@@ -74,10 +74,12 @@ class ReplayBuffer:
         return {"size": self.size, "ratio": self.ratio, "count": self.count, "samples": samples}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | None = None) -> None:
-        self.count = int(state["count"])
+        """Restore a saved pool; a pool saved with a larger ``size`` keeps its first ``size``."""
         samples = state["samples"]
         if samples is None:
-            self.samples = None
+            self.samples, self.count = None, 0
             return
+        samples = samples[: self.size]
+        self.count = int(samples.shape[0])
         self.samples = samples.new_empty((self.size, *samples.shape[1:])).to(device)
         self.samples[: self.count] = samples.to(device)

@@ -1,0 +1,222 @@
+"""Watch the critic's Lipschitz constant: input-gradient norms, weights and singular values.
+
+The Kantorovich-Rubinstein dual behind WGAN needs a 1-Lipschitz critic (Arjovsky et al. 2017,
+Eq. 2). Weight clipping, the gradient penalty (Gulrajani et al. 2017) and spectral norm
+(Miyato et al. 2018) enforce it in different ways, and this monitor shows how well each does:
+
+- ``||grad_x D(x)||`` on real, fake and interpolated points: the penalty targets 1 on the
+  interpolates; values above 1 violate the constraint.
+- the critic's weights: clipping piles them up at ``+-c`` (Gulrajani et al. 2017, Fig. 1b).
+- every layer's largest singular value, which spectral norm holds at 1; their product bounds
+  the Lipschitz constant of a plain Linear/Conv + ReLU stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from torch import Tensor, nn
+
+from gan_zoo.errors import check
+
+# Layers whose weight is a linear map; ConvTranspose is reshaped along its output channels.
+_WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Run ``module`` in eval mode and restore each submodule's own mode afterwards.
+
+    Measuring in eval mode changes nothing in training: BatchNorm keeps its running statistics
+    (and SyncBatchNorm issues no all-reduce), spectral norm takes no extra power iteration.
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.train(training)
+
+
+def input_gradient_norms(discriminator: nn.Module, x: Tensor) -> Tensor:
+    """``||grad_x D(x)||_2`` per sample: ``(B, *S)`` points to ``(B,)`` norms.
+
+    Only the input gets a gradient (``torch.autograd.grad`` with ``inputs=x``), so no parameter
+    ``.grad`` is touched and DDP's gradient hooks never fire.
+    """
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        (grads,) = torch.autograd.grad(discriminator(x).sum(), x)
+    return grads.flatten(start_dim=1).norm(2, dim=1)
+
+
+def interpolate(real: Tensor, fake: Tensor, epsilon: Tensor | None = None) -> Tensor:
+    """``eps * real + (1 - eps) * fake`` with one ``eps ~ U[0, 1]`` per sample (Gulrajani, Eq. 3).
+
+    ``real`` and ``fake`` are ``(B, *S)``; so is the result.
+    """
+    if epsilon is None:
+        epsilon = torch.rand(real.shape[0], device=real.device, dtype=real.dtype)
+    eps = epsilon.reshape(-1, *([1] * (real.dim() - 1)))  # (B, 1, ..., 1)
+    return eps * real + (1 - eps) * fake
+
+
+def weight_matrices(module: nn.Module) -> dict[str, Tensor]:
+    """Each Linear/Conv layer's weight as the forward pass uses it, reshaped to a matrix.
+
+    Spectral-normalized layers give the normalized weight. A conv kernel ``(out, in, kh, kw)``
+    becomes ``(out, in * kh * kw)``, the matrix SN-GAN normalizes (Miyato et al. 2018, Sec. 2.1);
+    its norm is not the operator norm of the convolution itself (Sedghi et al. 2019).
+    """
+    matrices = {}
+    for name, layer in module.named_modules():
+        if isinstance(layer, _WEIGHTED):
+            weight = layer.weight.detach()
+            if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+                weight = weight.transpose(0, 1)  # (in, out, ...) -> (out, in, ...)
+            matrices[name or type(layer).__name__] = weight.flatten(start_dim=1)
+    return matrices
+
+
+def spectral_norms(module: nn.Module) -> dict[str, float]:
+    """Largest singular value (exact SVD) of every matrix in :func:`weight_matrices`."""
+    return {
+        name: torch.linalg.matrix_norm(w.float(), ord=2).item()
+        for name, w in weight_matrices(module).items()
+    }
+
+
+def summarize(values: Tensor, prefix: str) -> dict[str, float]:
+    """Mean, std, min, max and the fraction above 1 of ``(N,)`` gradient norms."""
+    values = values.detach().float()
+    return {
+        f"{prefix}/mean": values.mean().item(),
+        f"{prefix}/std": values.std(unbiased=False).item(),
+        f"{prefix}/min": values.min().item(),
+        f"{prefix}/max": values.max().item(),
+        f"{prefix}/frac_above_1": (values > 1.0).float().mean().item(),
+    }
+
+
+def weight_summary(weights: Tensor, clip_value: float | None = None) -> dict[str, float]:
+    """Summary of flattened weights ``(N,)``; with ``clip_value`` the fraction at ``+-c``.
+
+    "At ``+-c``" means within 0.1% of it, so clamped weights count and free ones do not.
+    """
+    stats = {"std": weights.std(unbiased=False).item(), "abs_max": weights.abs().max().item()}
+    if clip_value is not None:
+        at_clip = weights.abs() >= clip_value * (1 - 1e-3)
+        stats["frac_at_clip"] = at_clip.float().mean().item()
+    return stats
+
+
+def critic_report(
+    discriminator: nn.Module, real: Tensor, fake: Tensor, clip_value: float | None = None
+) -> tuple[dict[str, float], dict[str, Tensor]]:
+    """Everything the monitor logs, measured in eval mode on ``(B, *S)`` real and fake points.
+
+    Returns the scalars (keys ``grad_norm/{real,fake,interpolated}/*``, ``sigma_max/<layer>``,
+    ``sigma_product``, ``weights/*``) and the raw per-point gradient norms and flat weights.
+    """
+    with eval_mode(discriminator):
+        norms = {
+            "real": input_gradient_norms(discriminator, real),
+            "fake": input_gradient_norms(discriminator, fake),
+            "interpolated": input_gradient_norms(discriminator, interpolate(real, fake)),
+        }
+        sigmas = spectral_norms(discriminator)
+        weights = torch.cat([w.flatten() for w in weight_matrices(discriminator).values()])
+    scalars: dict[str, float] = {}
+    for kind, values in norms.items():
+        scalars.update(summarize(values, f"grad_norm/{kind}"))
+    scalars.update({f"sigma_max/{name}": s for name, s in sigmas.items()})
+    scalars["sigma_product"] = float(torch.tensor(list(sigmas.values())).prod())
+    scalars.update({f"weights/{k}": v for k, v in weight_summary(weights, clip_value).items()})
+    return scalars, {**{f"grad_norm/{k}": v for k, v in norms.items()}, "weights": weights}
+
+
+class LipschitzMonitor(pl.Callback):
+    """Every ``every_n_steps`` generator steps, log :func:`critic_report` under ``lipschitz/``.
+
+    The real points are the current training batch (the first ``num_points`` rows), the fakes
+    are fresh samples of the generator being trained (not its EMA copy). Scalars go to every
+    logger (CSV included, with ``weights/frac_at_clip`` for critics that have a ``clip_value``);
+    the gradient norms and weights also go out as histograms to W&B (``wandb.Histogram``) and
+    TensorBoard (``add_histogram``).
+
+    Measuring changes nothing in training: eval mode (see :func:`eval_mode`) and a forked RNG
+    leave a run with the monitor identical to one without.
+
+    DDP: it measures and logs on global rank 0 only, and what it runs there needs no collective:
+    the critic is called as a plain module (gan_zoo's DDP strategy has no wrapper; Lightning's
+    DDP wrapper is bypassed), in eval mode (no SyncBatchNorm all-reduce), and only input
+    gradients are taken (no parameter gradient for an all-reduce or a DDP hook to act on). The
+    other ranks return at once, so no rank waits on another.
+
+    Args:
+        every_n_steps: interval in generator steps (``trainer.global_step``); 0 disables it.
+        num_points: at most this many real (and as many fake) points per measurement.
+    """
+
+    def __init__(self, every_n_steps: int = 100, num_points: int = 256) -> None:
+        check(every_n_steps >= 0, "every_n_steps", every_n_steps, "an integer >= 0")
+        check(num_points >= 1, "num_points", num_points, "an integer >= 1")
+        self.every_n_steps, self.num_points = every_n_steps, num_points
+        self._last_step = -1
+        self.last_scalars: dict[str, float] = {}
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        # A generator step spans n_critic batches; measure once, on the batch that reached it.
+        due = self.every_n_steps and step and step % self.every_n_steps == 0
+        if not due or step == self._last_step:
+            return
+        self._last_step = step
+        if not trainer.is_global_zero:
+            return
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch  # (B, *S)
+        real = real[: self.num_points]
+        cuda = [real.device] if real.device.type == "cuda" else []
+        # A private RNG stream: with or without the monitor, training draws the same numbers.
+        with torch.random.fork_rng(devices=cuda):
+            fake = _training_fakes(pl_module, real)  # (n, *S)
+            clip_value = getattr(pl_module, "clip_value", None)
+            scalars, raw = critic_report(pl_module.discriminator, real, fake, clip_value)
+        self.last_scalars = scalars
+        _log(trainer, {f"lipschitz/{k}": v for k, v in scalars.items()}, raw, step)
+
+
+@torch.no_grad()
+def _training_fakes(pl_module: Any, real: Tensor) -> Tensor:
+    """As many fakes as ``real`` rows from the generator D trains against (not the EMA copy).
+
+    Eval mode, so that BatchNorm in the generator keeps its running statistics.
+    """
+    z = torch.randn(real.shape[0], pl_module.latent_dim, device=real.device)  # the loop's noise
+    with eval_mode(pl_module.generator) as generator:
+        return generator(z).to(real.dtype)
+
+
+def _log(trainer: pl.Trainer, scalars: dict[str, float], raw: dict[str, Tensor], step: int) -> None:
+    for logger in trainer.loggers:
+        logger.log_metrics(scalars, step=step)
+        if isinstance(logger, WandbLogger):
+            import wandb
+
+            # numpy, not .tolist(): a conv critic has millions of weights (wandb bins either)
+            hists = {
+                f"lipschitz/{k}": wandb.Histogram(v.cpu().numpy())  # type: ignore[arg-type]
+                for k, v in raw.items()
+            }
+            logger.experiment.log({**hists, "trainer/global_step": step})
+        elif isinstance(logger, TensorBoardLogger):
+            for key, values in raw.items():
+                logger.experiment.add_histogram(f"lipschitz/{key}", values.cpu(), step)

@@ -1,0 +1,127 @@
+"""Plumbing shared by the experiments: the command line, a critic-only training loop, CSV, plots."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gan_zoo.callbacks.lipschitz import eval_mode
+from gan_zoo.models.base import GAN, OptimizerFactory
+from gan_zoo.nets import MLPDiscriminator
+
+Sampler = Callable[[int], Tensor]  # n -> (n, *S) samples
+
+
+def parser(name: str, description: str) -> argparse.ArgumentParser:
+    """The options every experiment takes: ``--out``, ``--quick``, ``--seed``, ``--threads``."""
+    cli = argparse.ArgumentParser(
+        prog=f"python -m gan_zoo.experiments.{name}", description=description
+    )
+    cli.add_argument("--out", type=Path, default=Path("outputs/experiments"), help="output folder")
+    cli.add_argument(
+        "--quick", action="store_true", help="a seconds-long run with tiny budgets (for tests)"
+    )
+    cli.add_argument("--seed", type=int, default=0)
+    # Tiny MLPs gain nothing from intra-op threads, and on a shared 2-core machine extra threads
+    # oversubscribe the cores and make every step several times slower.
+    cli.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    return cli
+
+
+def setup(args: argparse.Namespace) -> None:
+    """Apply ``--seed`` and ``--threads``, quiet Lightning's banners and create ``--out``."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], path: Path, columns: Sequence[str]) -> Path:
+    """Write ``rows`` (dicts with at least ``columns``) as a CSV with exactly those columns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt(row[k]) for k in columns})
+    return path
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def with_lr(factory: OptimizerFactory, lr: float) -> OptimizerFactory:
+    """The same optimizer ``functools.partial`` with another learning rate."""
+    assert isinstance(factory, functools.partial), "variants declare optimizers as partials"
+    return functools.partial(factory.func, *factory.args, **{**factory.keywords, "lr": lr})
+
+
+def critic_model(
+    variant: type[GAN], in_dim: int, hidden: int, depth: int, lr: float, **kwargs: Any
+) -> GAN:
+    """A variant around an MLP critic, with its paper optimizer at learning rate ``lr``.
+
+    The generator is a placeholder (``nn.Identity``): these experiments hold the "generator"
+    distribution fixed and only train the critic.
+    """
+    optimizer = with_lr(variant.default_optimizer, lr)
+    critic = MLPDiscriminator(in_dim=in_dim, hidden=hidden, depth=depth, norm="none")
+    return variant(
+        nn.Identity(), critic, latent_dim=in_dim, discriminator_optimizer=optimizer, **kwargs
+    )
+
+
+def train_critic(
+    model: GAN, sample_real: Sampler, sample_fake: Sampler, steps: int, batch_size: int
+) -> None:
+    """Train only ``model``'s critic against fixed real and fake distributions.
+
+    The same hooks in the same order as one critic step of the training loop
+    (``GAN._discriminator_step``): loss, penalty, optimizer step, ``after_discriminator_step``
+    (weight clipping for WGAN), each step on fresh samples.
+    """
+    critic = model.discriminator.train()
+    optimizer = model.discriminator_optimizer(critic.parameters())
+    for _ in range(steps):
+        real, fake = sample_real(batch_size), sample_fake(batch_size)  # (B, *S) each
+        loss = model.discriminator_loss(critic(real), critic(fake))
+        loss = loss + model.discriminator_penalty(real, fake)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        model.after_discriminator_step()
+
+
+@torch.no_grad()
+def divergence_estimates(model: GAN, real: Tensor, fake: Tensor) -> dict[str, float]:
+    """The variant's ``divergence_estimates`` on ``(N, *S)`` held-out samples, as floats."""
+    with eval_mode(model.discriminator) as critic:
+        estimates = model.divergence_estimates(critic(real), critic(fake))
+    return {name: value.item() for name, value in estimates.items()}
+
+
+def markdown_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A GitHub-flavoured markdown table of ``rows`` restricted to ``columns``."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(_fmt(row[c])) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
