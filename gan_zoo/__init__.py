@@ -1,11 +1,24 @@
 """gan_zoo: GAN variants as PyTorch Lightning modules, with Hydra configs and shared data."""
 
 from gan_zoo.checkpoint import load_model
-from gan_zoo.models import GAN, SNGAN, WGANGP, MinimaxGAN, NonSaturatingGAN, WGANClip
+from gan_zoo.models import (
+    FGAN,
+    GAN,
+    LSGAN,
+    SNGAN,
+    WGANGP,
+    HingeGAN,
+    MinimaxGAN,
+    NonSaturatingGAN,
+    WGANClip,
+)
 
 __version__ = "0.1.0"
 __all__ = [
     "GAN",
+    "FGAN",
+    "LSGAN",
+    "HingeGAN",
     "MinimaxGAN",
     "NonSaturatingGAN",
     "WGANClip",
