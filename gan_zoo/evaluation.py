@@ -23,7 +23,7 @@ from gan_zoo.checkpoint import CheckpointError, load_model, read_checkpoint
 from gan_zoo.errors import ConfigValueError, check
 from gan_zoo.metrics import distributed
 from gan_zoo.metrics.fidelity import FidelityMetrics
-from gan_zoo.metrics.protocol import protocol, score_generator
+from gan_zoo.metrics.protocol import protocol, sampled_from, score_generator
 from gan_zoo.metrics.reference import prepare_reference, train_set
 
 
@@ -35,7 +35,7 @@ def check_settings(metrics: dict[str, Any]) -> None:
         return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
     check(
-        metrics.get("fid") or metrics.get("isc"),
+        bool(metrics.get("fid") or metrics.get("isc")),
         "metrics.fid",
         metrics.get("fid"),
         "true, or metrics.isc=true (at least one metric)",
@@ -78,8 +78,7 @@ def _run_config(ckpt_path: str, data_overrides: dict[str, Any]) -> dict[str, Any
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """``{"fid", "is_mean", "is_std", "protocol"}`` of ``cfg.ckpt_path`` (configs/evaluate.yaml)."""
-    metrics = OmegaConf.to_container(cfg.metrics, resolve=True)
-    assert isinstance(metrics, dict)
+    metrics: dict[str, Any] = OmegaConf.to_container(cfg.metrics, resolve=True)  # type: ignore
     check_settings(metrics)
     data_cfg = _run_config(cfg.ckpt_path, OmegaConf.to_container(cfg.data, resolve=True))  # type: ignore[arg-type]
     devices = cfg.trainer.devices
@@ -91,7 +90,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         devices=devices,
         strategy="ddp_spawn" if devices > 1 else "auto",
     )
-    result = fabric.launch(_worker, str(cfg.ckpt_path), data_cfg, metrics)
+    result = fabric.launch(_worker, str(cfg.ckpt_path), data_cfg, metrics)  # type: ignore[arg-type]
     if "error" in result:
         raise distributed.FidelityError(result["error"])
     return result
@@ -146,7 +145,7 @@ def _score(
         metrics["seed"],
         metrics["batch_size"],
     )
-    proto = protocol(metric, num, metrics["seed"], reference, num_real)
+    proto = protocol(metric, num, metrics["seed"], reference, num_real, sampled_from(model))
     proto["devices"] = fabric.world_size
     return {
         "fid": values.get("fid"),

@@ -11,6 +11,7 @@ Protocol and cache: docs/metrics.md.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,7 +24,14 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from gan_zoo.errors import check
 from gan_zoo.metrics import distributed
 from gan_zoo.metrics.fidelity import FidelityMetrics
-from gan_zoo.metrics.protocol import fid_name, is_name, protocol, score_generator
+from gan_zoo.metrics.protocol import (
+    fid_name,
+    for_names,
+    is_name,
+    protocol,
+    sampled_from,
+    score_generator,
+)
 from gan_zoo.metrics.reference import Reference, prepare_reference, train_set
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,10 @@ AUTO = {
     "gpu": {"every_n_steps": 1000, "num_samples": 10000},
     "cpu": {"every_n_steps": 0, "num_samples": 128},
 }
+
+
+def _datamodule(trainer: pl.Trainer) -> Any:
+    return getattr(trainer, "datamodule", None)
 
 
 def _auto_or_int(value: Any, key: str, minimum: int) -> None:
@@ -67,13 +79,13 @@ class FidelityCallback(pl.Callback):
         batch_size: int = 64,
         inception_weights: str | None = None,
     ) -> None:
-        key = self.config_key
-        _auto_or_int(every_n_steps, f"{key}.every_n_steps", 0)
-        _auto_or_int(num_samples, f"{key}.num_samples", 2)
-        check(isinstance(seed, int) and seed >= 0, f"{key}.seed", seed, "an integer >= 0")
+        # Bare keys: train.py prefixes errors raised here with the callback's config key.
+        _auto_or_int(every_n_steps, "every_n_steps", 0)
+        _auto_or_int(num_samples, "num_samples", 2)
+        check(isinstance(seed, int) and seed >= 0, "seed", seed, "an integer >= 0")
         check(
             isinstance(batch_size, int) and batch_size >= 1,
-            f"{key}.batch_size",
+            "batch_size",
             batch_size,
             "an integer >= 1",
         )
@@ -81,7 +93,7 @@ class FidelityCallback(pl.Callback):
         self.seed, self.batch_size, self.inception_weights = seed, batch_size, inception_weights
         # "auto" resolved for the device at setup; the settings above stay as configured.
         self.interval, self.count = 0, 0
-        self.members: list[FidelityCallback] = []  # set on the member that runs the group
+        self.splits, self.cache_dir = 10, ""
         self.metric: FidelityMetrics | None = None
         self.reference: Reference | None = None
         self.num_real: int | None = None
@@ -108,78 +120,90 @@ class FidelityCallback(pl.Callback):
             if isinstance(c, FidelityCallback) and c.schedule() == self.schedule()
         ]
         if group[0] is not self:
-            return  # the first of the group runs it
-        shape = tuple(getattr(trainer.datamodule, "sample_shape", ()) or ())
+            return  # the first of the group runs it for all
+        shape = tuple(getattr(_datamodule(trainer), "sample_shape", ()) or ())
         if len(shape) != 3 or shape[0] not in (1, 3):
             rank_zero_info(f"FID/IS off: data of shape {shape} are not 1- or 3-channel images")
             return
-        auto = AUTO["cpu" if isinstance(trainer.accelerator, CPUAccelerator) else "gpu"]
-        every, num = self.every_n_steps, self.num_samples
-        self.interval = int(auto["every_n_steps"] if every == "auto" else every)
-        self.count = int(auto["num_samples"] if num == "auto" else num)
+        self._resolve(trainer, group)
         fid = any(isinstance(c, FIDCallback) for c in group)
-        splits = next((c.splits for c in group if isinstance(c, ISCallback)), 10)
-        check(
-            splits <= self.count,
-            f"{ISCallback.config_key}.splits",
-            splits,
-            f"at most num_samples ({self.count}) so that no split is empty",
-        )
-        try:
+        try:  # every rank loads, and all agree, so no rank is left alone in a later collective
             self.metric = distributed.run_everywhere(
                 lambda: FidelityMetrics(
                     fid=fid,
                     isc=any(isinstance(c, ISCallback) for c in group),
                     inception_weights=self.inception_weights,
-                    isc_splits=splits,
+                    isc_splits=self.splits,
                     batch_size=self.batch_size,
                 )
             )
         except distributed.FidelityError as err:
             rank_zero_warn(f"FID/IS turned off, training goes on: {err}")
-            return
-        if fid:
-            fid_member = next(c for c in group if isinstance(c, FIDCallback))
+
+    def _resolve(self, trainer: pl.Trainer, group: list[FidelityCallback]) -> None:
+        """Settle "auto" for the device and check the counts against the data, before loading."""
+        auto = AUTO["cpu" if isinstance(trainer.accelerator, CPUAccelerator) else "gpu"]
+        every, num = self.every_n_steps, self.num_samples
+        self.interval = int(auto["every_n_steps"] if every == "auto" else every)
+        self.count = int(auto["num_samples"] if num == "auto" else num)
+        self.splits = next((c.splits for c in group if isinstance(c, ISCallback)), 10)
+        check(
+            self.splits <= self.count,
+            f"{ISCallback.config_key}.splits",
+            self.splits,
+            f"at most num_samples ({self.count}) so that no split is empty",
+        )
+        fid_member = next((c for c in group if isinstance(c, FIDCallback)), None)
+        if fid_member is not None:
             self.num_real = fid_member.resolve_num_real(trainer, self.count)
             self.cache_dir = fid_member.cache_dir
-        self.members = group
 
     # ------------------------------------------------------------------ schedule
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
         step, every = trainer.global_step, self.interval
-        if self.metric and every and step and step % every == 0:
+        if self.metric is not None and every and step and step % every == 0:
             if step != self._last_step:  # one generator step spans n_critic batches
                 self._evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
-        if self.metric and trainer.global_step != self._last_step:
+        if self.metric is not None and trainer.global_step != self._last_step:
             self._evaluate(trainer, pl_module)
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, trainer: pl.Trainer, pl_module: Any) -> None:
         assert self.metric is not None
         step = self._last_step = trainer.global_step
-        if trainer.fast_dev_run:
+        if getattr(trainer, "fast_dev_run", False):
             return
         metric = self.metric.to(pl_module.device)
-        try:
-            if metric.fid and self.reference is None:
-                assert self.num_real is not None
-                self.reference = prepare_reference(
-                    metric, trainer.datamodule, self.num_real, self.cache_dir, self.batch_size
-                )
-            values = score_generator(
-                metric,
-                lambda z: pl_module.sample(z.shape[0], batch_size=z.shape[0], z=z),
-                pl_module.latent_dim,
-                self.count,
-                self.seed,
-                self.batch_size,
+        cuda = [pl_module.device] if pl_module.device.type == "cuda" else []
+        # Data loading draws from the global RNG; training must not notice the metrics ran.
+        start = time.perf_counter()
+        with torch.random.fork_rng(devices=cuda):
+            try:
+                values = self._compute(trainer, pl_module, metric)
+            except distributed.FidelityError as err:
+                rank_zero_warn(f"FID/IS at generator step {step} skipped: {err}")
+                return
+        rank_zero_info(f"FID/IS at generator step {step} took {time.perf_counter() - start:.1f} s")
+        self._log(trainer, values, sampled_from(pl_module))
+
+    def _compute(
+        self, trainer: pl.Trainer, pl_module: Any, metric: FidelityMetrics
+    ) -> dict[str, float]:
+        if metric.fid and self.reference is None:
+            assert self.num_real is not None
+            self.reference = prepare_reference(
+                metric, _datamodule(trainer), self.num_real, self.cache_dir, self.batch_size
             )
-        except distributed.FidelityError as err:
-            rank_zero_warn(f"FID/IS at generator step {step} skipped: {err}")
-            return
-        self._log(trainer, values)
+        return score_generator(
+            metric,
+            lambda z: pl_module.sample(z.shape[0], batch_size=z.shape[0], z=z),
+            pl_module.latent_dim,
+            self.count,
+            self.seed,
+            self.batch_size,
+        )
 
     def metric_names(self, values: dict[str, float]) -> dict[str, float]:
         """``val/fid_10k_train``, ``val/is_10k`` and ``val/is_10k_std`` from computed values."""
@@ -191,7 +215,7 @@ class FidelityCallback(pl.Callback):
             named[f"val/{name}"], named[f"val/{name}_std"] = values["is_mean"], values["is_std"]
         return named
 
-    def _log(self, trainer: pl.Trainer, values: dict[str, float]) -> None:
+    def _log(self, trainer: pl.Trainer, values: dict[str, float], generator: str) -> None:
         named = self.metric_names(values)
         self.last_values = named
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in named.items()})
@@ -205,8 +229,10 @@ class FidelityCallback(pl.Callback):
         if not self._protocol_logged:
             self._protocol_logged = True
             assert self.metric is not None
-            proto = protocol(self.metric, self.count, self.seed, self.reference, self.num_real)
-            described = {"metric_protocol": {k: proto for k in named if not k.endswith("_std")}}
+            proto = protocol(
+                self.metric, self.count, self.seed, self.reference, self.num_real, generator
+            )
+            described = {"metric_protocol": for_names(proto, named)}
             for logger in trainer.loggers:
                 logger.log_hyperparams(described)
                 if isinstance(logger, WandbLogger):
@@ -235,11 +261,11 @@ class FIDCallback(FidelityCallback):
         cache_dir: str = "~/.cache/gan_zoo",
     ) -> None:
         super().__init__(every_n_steps, num_samples, seed, batch_size, inception_weights)
-        _auto_or_int(num_real, f"{self.config_key}.num_real", 2)
+        _auto_or_int(num_real, "num_real", 2)
         self.num_real_setting, self.cache_dir = num_real, str(Path(cache_dir).expanduser())
 
     def resolve_num_real(self, trainer: pl.Trainer, num_samples: int) -> int:
-        size = len(train_set(trainer.datamodule))  # type: ignore[arg-type]
+        size = len(train_set(_datamodule(trainer)))  # type: ignore[arg-type]
         if self.num_real_setting == "auto":
             return min(num_samples, size)
         check(
@@ -273,7 +299,7 @@ class ISCallback(FidelityCallback):
         super().__init__(every_n_steps, num_samples, seed, batch_size, inception_weights)
         check(
             isinstance(splits, int) and splits >= 1,
-            f"{self.config_key}.splits",
+            "splits",
             splits,
             "an integer >= 1",
         )

@@ -48,9 +48,10 @@ def default_weights_path() -> Path:
 
 def _hint(where: Path) -> str:
     return (
-        f"put the official file ({URL_INCEPTION_V3}) at {where} or pass inception_weights=PATH "
-        "(callbacks.fid / callbacks.is in train.py, metrics in evaluate.py); "
-        "~callbacks.fid ~callbacks.is turns the metrics off"
+        f"put the official file ({URL_INCEPTION_V3}) at {where}, or pass inception_weights=PATH "
+        "(train.py: callbacks.fid.inception_weights and callbacks.is.inception_weights; "
+        "evaluate.py: metrics.inception_weights), or turn the metrics off with "
+        "~callbacks.fid ~callbacks.is"
     )
 
 
@@ -174,14 +175,14 @@ def write_random_weights(path: str | os.PathLike[str], seed: int = 0) -> Path:
             elif isinstance(module, nn.BatchNorm2d):
                 module.reset_parameters()
                 module.momentum = None  # cumulative average: running stats = calibration stats
-        coarse = torch.rand(4, 3, 6, 6) * 255  # smooth images: upsampled low-resolution noise
+        coarse = torch.rand(3, 3, 6, 6) * 255  # smooth images: upsampled low-resolution noise
         smooth = nn.functional.interpolate(coarse, size=(48, 48), mode="bilinear")
-        calibration = torch.cat([smooth, torch.rand(4, 3, 48, 48) * 255]).round().to(torch.uint8)
+        calibration = torch.cat([smooth, torch.rand(3, 3, 48, 48) * 255]).round().to(torch.uint8)
         net.train()
         with torch.no_grad():
             net(calibration)
             net.eval()
-            (features,) = net(calibration)  # (8, 2048)
+            (features,) = net(calibration)  # (6, 2048)
         # Logits along the mean feature would be shared by every image and swamp the rest.
         mean = features.mean(0)
         weight = torch.randn(net.fc.weight.shape) / features.std(0).norm()

@@ -104,15 +104,35 @@ def is_name(num_fakes: int) -> str:
     return f"is_{count_label(num_fakes)}"
 
 
+def sampled_from(model: Any) -> str:
+    """``"ema"`` when the model samples from an EMA copy of its generator, else ``"generator"``."""
+    return "ema" if getattr(model, "generator_ema", None) is not None else "generator"
+
+
 def protocol(
     metric: FidelityMetrics,
     num_fakes: int,
     seed: int,
     reference: Reference | None,
     num_real: int | None,
+    generator: str,
 ) -> dict[str, Any]:
     """Everything that defines the numbers: extractor, resize, fakes and the real reference."""
-    out = {**metric.protocol(), "num_fakes": num_fakes, "fake_seed": seed}
+    out = {**metric.protocol(), "num_fakes": num_fakes, "fake_seed": seed, "generator": generator}
     if reference is not None:
         out.update(real_split=SPLIT, real_n=num_real, real_cache_key=reference.key)
     return out
+
+
+_REAL_KEYS = ("real_split", "real_n", "real_cache_key")
+
+
+def for_names(proto: dict[str, Any], names: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """The protocol of each logged metric name: FID's without IS splits, IS's without reals."""
+    fid = {k: v for k, v in proto.items() if k != "is_splits"}
+    isc = {k: v for k, v in proto.items() if k not in _REAL_KEYS}
+    return {
+        name: fid if name.startswith("val/fid") else isc
+        for name in names
+        if not name.endswith("_std")
+    }

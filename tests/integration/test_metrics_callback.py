@@ -1,0 +1,147 @@
+"""``callbacks.fid`` / ``callbacks.is`` in real training runs composed from ``configs/train.yaml``.
+
+InceptionV3 is torch-fidelity's real extractor with seeded random weights from a temp file.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gan_zoo.errors import ConfigValueError
+from gan_zoo.metrics import write_random_weights
+from gan_zoo.metrics.inception import URL_ENV
+from gan_zoo.training import train
+from tests.helpers import FAST, compose_train
+
+OFF_WARNING = "FID/IS turned off, training goes on"
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.getbasetemp() / "inception_random_seed0.pth"
+    return path if path.exists() else write_random_weights(path, seed=0)
+
+
+@pytest.fixture
+def no_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No cached weights, and a download that is refused at once (as on an offline machine)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv(URL_ENV, f"http://127.0.0.1:{port}/weights.pth")
+
+
+def metric_overrides(weights: Path, cache: Path, num: int = 4, every: int = 2) -> list[str]:
+    both = [f"inception_weights={weights}", f"num_samples={num}", f"every_n_steps={every}"]
+    return [f"callbacks.{cb}.{o}" for cb in ("fid", "is") for o in both] + [
+        "callbacks.is.splits=2",
+        f"callbacks.fid.cache_dir={cache}",
+    ]
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "version_0" / "metrics.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def logged(rows: list[dict[str, str]], name: str) -> dict[int, float]:
+    return {int(r["step"]): float(r[name]) for r in rows if r.get(name)}
+
+
+def test_metrics_log_protocol_names_summary_and_reuse_the_cache(
+    inception_weights: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    overrides = FAST + metric_overrides(inception_weights, tmp_path / "cache")
+    train(compose_train(overrides, run_dir=tmp_path / "first"))
+    rows = read_metrics(tmp_path / "first")
+    # debug=fast trains 4 generator steps: evaluations at 2 and 4, the end not repeated.
+    fid, is_mean = logged(rows, "val/fid_4_train"), logged(rows, "val/is_4")
+    assert sorted(fid) == [2, 4] and sorted(is_mean) == [2, 4]
+    assert sorted(logged(rows, "val/is_4_std")) == [2, 4]
+    assert all(v > 0 for v in fid.values()) and all(v >= 1 for v in is_mean.values())
+
+    hparams = yaml.safe_load(
+        (tmp_path / "first" / "csv" / "version_0" / "hparams.yaml").read_text()
+    )
+    fid_protocol = hparams["metric_protocol"]["val/fid_4_train"]
+    assert fid_protocol["num_fakes"] == 4 and fid_protocol["real_n"] == 4
+    assert fid_protocol["real_split"] == "train" and "tf1x-bilinear-299" in fid_protocol["resize"]
+    assert "inception-v3-compat" in fid_protocol["extractor"]
+    assert "MNISTSubsetDataModule" in fid_protocol["real_cache_key"]
+    is_protocol = hparams["metric_protocol"]["val/is_4"]
+    assert is_protocol["is_splits"] == 2 and "real_n" not in is_protocol
+    assert len(list((tmp_path / "cache" / "fid_stats").glob("*.pt"))) == 1
+
+    caplog.clear()
+    train(compose_train(overrides, run_dir=tmp_path / "second"))
+    assert f"reusing {tmp_path / 'cache' / 'fid_stats'}" in caplog.text
+    assert f"(cache key: {fid_protocol['real_cache_key']})" in caplog.text
+    # Same seed, same training, cached reference: the same numbers as the first run.
+    again = logged(read_metrics(tmp_path / "second"), "val/fid_4_train")
+    assert again == pytest.approx(fid, rel=1e-9)
+
+
+def test_without_weights_the_job_warns_once_and_trains_on(
+    no_weights: None, tmp_path: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    result = train(compose_train(FAST, run_dir=tmp_path))  # the default callbacks, no overrides
+    assert result["last_ckpt"] is not None
+    warnings = [str(w.message) for w in recwarn if OFF_WARNING in str(w.message)]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert "callbacks.fid.inception_weights" in warnings[0] and "~callbacks.fid" in warnings[0]
+    assert not any(k.startswith("val/") for k in read_metrics(tmp_path)[0])
+
+
+def test_toy_data_turns_the_metrics_off_without_looking_for_weights(
+    no_weights: None, tmp_path: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    train(compose_train(FAST + ["data=toy2d"], run_dir=tmp_path))
+    assert not any(OFF_WARNING in str(w.message) for w in recwarn)
+    assert not any(k.startswith("val/") for k in read_metrics(tmp_path)[0])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("callbacks.fid.num_samples=1", "callbacks.fid.num_samples=1 is invalid: expected 'auto'"),
+        ("callbacks.is.every_n_steps=-5", "callbacks.is.every_n_steps=-5 is invalid"),
+        ("callbacks.is.splits=0", "callbacks.is.splits=0 is invalid: expected an integer >= 1"),
+        (
+            "callbacks.fid.num_real=6000",
+            "callbacks.fid.num_real=6000 is invalid: expected 'auto'"
+            " or at most the training set size (5000)",
+        ),
+    ],
+)
+def test_bad_metric_settings_are_one_line_errors(override: str, message: str, tmp_path) -> None:
+    with pytest.raises(ConfigValueError) as err:
+        train(compose_train(FAST + [override], run_dir=tmp_path))
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_two_process_training_logs_metrics_without_hanging(
+    inception_weights: Path, tmp_path: Path, run_cli
+) -> None:
+    overrides = metric_overrides(inception_weights, tmp_path / "cache")
+    result = run_cli(
+        "train.py",
+        *FAST,
+        *overrides,
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        timeout=300,  # a deadlock fails here instead of hanging the suite
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = read_metrics(tmp_path / "run")
+    assert sorted(logged(rows, "val/fid_4_train")) == [2, 4]
+    assert sorted(logged(rows, "val/is_4")) == [2, 4]
