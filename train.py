@@ -10,13 +10,21 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from gan_zoo.callbacks import NonFiniteError
 from gan_zoo.cli import check_group_overrides, guarded
 from gan_zoo.training import train
+
+# Exit status of a run stopped by a NaN/Inf (2 is bad input, 0 a finished or preempted run).
+DIVERGED = 3
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> None:
-    guarded(lambda: train(cfg))
+    try:
+        guarded(lambda: train(cfg))
+    except NonFiniteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(DIVERGED) from None
 
 
 if __name__ == "__main__":

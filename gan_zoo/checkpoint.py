@@ -11,6 +11,7 @@ import torch
 from hydra.utils import instantiate
 
 from gan_zoo.callbacks.config_in_checkpoint import CONFIG_KEY
+from gan_zoo.hints import locate
 from gan_zoo.models.base import GAN
 
 
@@ -18,23 +19,73 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, corrupt, unsafe or not a gan_zoo checkpoint."""
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)`` with one-line errors naming the file."""
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` on CPU, with one-line errors naming the file.
+
+    Only tensors and plain containers are read: a pickled object (code) is refused before it
+    is built, so its payload never runs. ``mmap=True`` maps tensors lazily (a cheap look).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} refused by the safe loader: {first}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+        raise CheckpointError(
+            f"checkpoint {path} refused: it holds pickled objects, not only tensors and plain "
+            f"containers ({_refusal_reason(err)}); gan_zoo never unpickles code"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt: {reason}") from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"checkpoint {path} is not a checkpoint (a {type(checkpoint)})")
+    return checkpoint
 
 
-def build_model(config: dict[str, Any]) -> GAN:
-    """Instantiate nets and model from a resolved run config (the ``net`` and ``model`` nodes)."""
+def _refusal_reason(err: Exception) -> str:
+    """The line of torch's weights-only error that names the refused global."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    named = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
+    return (named or lines or [type(err).__name__])[0]
+
+
+# What a checkpoint's config may name as ``_target_``: nets and models (nn.Module) and
+# optimizers, from gan_zoo, torch or the user's own modules (variants defined outside gan_zoo,
+# as in the README). Functions (``os.system``, ``builtins.open``, ...) are refused, not called.
+_SAFE_BASES: tuple[type, ...] = (torch.nn.Module, torch.optim.Optimizer)
+
+
+def check_targets(node: Any, path: Path, key: str = "") -> None:
+    """Refuse a config whose ``_target_`` is not an nn.Module or optimizer class.
+
+    Locating a target imports its module (installed code), but calls nothing.
+    """
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            check_targets(item, path, f"{key}[{i}]")
+        return
+    if not isinstance(node, dict):
+        return
+    target = node.get("_target_")
+    if target is not None:
+        obj = locate(target)
+        if not (isinstance(obj, type) and issubclass(obj, _SAFE_BASES)):
+            raise CheckpointError(
+                f"checkpoint {path} refused: {key}._target_={target!r} is not an nn.Module or "
+                "optimizer class"
+            )
+    for name, child in node.items():
+        check_targets(child, path, f"{key}.{name}" if key else str(name))
+
+
+def build_model(config: dict[str, Any], path: str | Path = "<config>") -> GAN:
+    """Instantiate nets and model from a resolved run config (the ``net`` and ``model`` nodes).
+
+    Every ``_target_`` is checked first (:func:`check_targets`): a checkpoint's config is data
+    from a file, and Hydra would otherwise call whatever it names.
+    """
+    check_targets({"net": config["net"], "model": config["model"]}, Path(path))
     generator = instantiate(config["net"]["generator"])
     discriminator = instantiate(config["net"]["discriminator"])
     return instantiate(config["model"], generator=generator, discriminator=discriminator)
@@ -51,11 +102,15 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> GA
     """
     checkpoint = read_checkpoint(path)
     config = checkpoint.get(CONFIG_KEY)
-    if not isinstance(config, dict) or "model" not in config:
+    if not isinstance(config, dict) or "model" not in config or "net" not in config:
         raise CheckpointError(
             f"checkpoint {path} has no '{CONFIG_KEY}': it was not written by gan_zoo's train.py"
         )
-    model = build_model(config)
-    model.load_state_dict(checkpoint["state_dict"])
+    model = build_model(config, path)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path} does not fit its own config: {reason}") from None
     model.on_load_checkpoint(checkpoint)
     return model.to(map_location).eval()

@@ -10,12 +10,17 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.strategies import DDPStrategy
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from gan_zoo.callbacks import ConfigInCheckpoint
-from gan_zoo.errors import ConfigValueError, check
+from gan_zoo.checkpoint import read_checkpoint
+from gan_zoo.checkpoint_io import AtomicCheckpointIO
+from gan_zoo.distributed import GANDDPStrategy
+from gan_zoo.errors import ConfigValueError
+from gan_zoo.loggers import ResumableWandbLogger, redact_secrets
 from gan_zoo.models.base import GAN
+from gan_zoo.resume import WANDB_ID_KEY, ResumeState, check_resumable, resolve_ckpt_path
+from gan_zoo.schemas import validate_config
 
 
 def instantiate_group(node: Any, key: str, **kwargs: Any) -> Any:
@@ -52,30 +57,18 @@ def check_shapes(
 
 
 def _strategy(trainer_cfg: DictConfig) -> Any:
-    """DDP for multi-device runs.
+    """:class:`GANDDPStrategy` for multi-device runs ("auto" or "ddp"); others pass through.
 
-    The discriminator step leaves the generator's parameters without gradients, which plain DDP
-    rejects (Lightning issues 20328, 20866), hence ``find_unused_parameters=True`` for now.
+    Plain DDP wraps the LightningModule and rejects a critic step that leaves the generator's
+    parameters without gradients (Lightning issues 20328, 20866); see ``gan_zoo.distributed``.
     """
     strategy = trainer_cfg.get("strategy", "auto")
     devices, nodes = trainer_cfg.get("devices", 1), trainer_cfg.get("num_nodes", 1)
     many = nodes > 1 or (isinstance(devices, int) and (devices > 1 or devices == -1))
     many = many or (not isinstance(devices, (int, str)) and len(devices) > 1)
-    if strategy == "auto" and many:
-        return DDPStrategy(find_unused_parameters=True)
+    if strategy in ("auto", "ddp") and many:
+        return GANDDPStrategy()
     return strategy
-
-
-def validate(cfg: DictConfig) -> None:
-    """Checks on keys no constructor sees, before any work starts."""
-    max_steps = cfg.trainer.get("max_steps", -1)
-    check(
-        isinstance(max_steps, int) and (max_steps >= 1 or max_steps == -1),
-        "trainer.max_steps",
-        max_steps,
-        "an integer >= 1 (generator steps), or -1 for no limit",
-    )
-    check(isinstance(cfg.seed, int), "seed", cfg.seed, "an integer")
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, GAN]:
@@ -88,27 +81,77 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, GAN]:
     return datamodule, model
 
 
+def read_data_index(datamodule: pl.LightningDataModule) -> None:
+    """Set the data up now when that needs no download, so an empty folder or unreadable images
+    (``strict``) fail before anything trains, with the ``data.`` key. Lightning's own ``setup``
+    call is then a no-op; data that downloads is set up by Lightning after ``prepare_data``.
+    """
+    if type(datamodule).prepare_data is not pl.LightningDataModule.prepare_data:
+        return
+    try:
+        datamodule.setup("fit")
+    except ConfigValueError as err:
+        raise err.with_prefix("data") from None
+
+
+def fault_tolerance(cfg: DictConfig) -> tuple[list[pl.Callback], list[Any]]:
+    """Callbacks and plugins of docs/fault_tolerance.md, in the order training needs them.
+
+    ``nan_guard`` and ``preemption`` (top-level config nodes, so ``callbacks=none`` keeps them)
+    come after the config's callbacks, then :class:`ResumeState`, then the preemption handler,
+    which must save after every other callback has finished the batch.
+    """
+    callbacks: list[pl.Callback] = []
+    if cfg.get("nan_guard") is not None:
+        callbacks.append(instantiate_group(cfg.nan_guard, "nan_guard"))
+    callbacks.append(ResumeState())
+    if cfg.get("preemption") is not None:
+        callbacks.append(instantiate_group(cfg.preemption, "preemption"))
+    io_node = cfg.get("checkpoint_io")
+    checkpoint_io = instantiate_group(io_node, "checkpoint_io") if io_node else AtomicCheckpointIO()
+    return callbacks, [checkpoint_io]
+
+
+def resume_from(cfg: DictConfig) -> tuple[str | None, dict[str, Any] | None]:
+    """The checkpoint to resume from (``ckpt_path``, ``last`` resolved) and a cheap look at it."""
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    return ckpt_path, (read_checkpoint(ckpt_path, mmap=True) if ckpt_path else None)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train the run ``cfg`` describes. Returns the run directory and the last checkpoint path."""
-    validate(cfg)
+    """Train the run ``cfg`` describes. Returns the run directory and the last checkpoint path.
+
+    Every config value is checked first (:mod:`gan_zoo.schemas`), and the checkpoint to resume
+    from is read safely and matched against the model, before anything is trained.
+    """
+    resolved = redact_secrets(validate_config(cfg))
+    ckpt_path, checkpoint = resume_from(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, model = build(cfg)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(resolved, dict)
+    read_data_index(datamodule)
+    datamodule.shuffle_seed = cfg.seed  # type: ignore[attr-defined]  # a GANDataModule
+    if checkpoint is not None:
+        check_resumable(checkpoint, model, str(ckpt_path))
     callbacks = [instantiate_group(c, f"callbacks.{k}") for k, c in cfg.callbacks.items()]
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     callbacks.append(ConfigInCheckpoint(resolved))
+    safety_callbacks, plugins = fault_tolerance(cfg)
     loggers = [instantiate_group(c, f"logger.{k}") for k, c in cfg.logger.items()]
+    for logger in loggers:
+        if checkpoint is not None and isinstance(logger, ResumableWandbLogger):
+            logger.continue_run(checkpoint.get(WANDB_ID_KEY))
     trainer: pl.Trainer = instantiate_group(
         cfg.trainer,
         "trainer",
-        callbacks=callbacks,
+        callbacks=callbacks + safety_callbacks,
         logger=loggers or False,
         strategy=_strategy(cfg.trainer),
+        plugins=plugins,
     )
     for logger in loggers:
         logger.log_hyperparams(resolved)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    del checkpoint  # the look is over; Lightning reads the file itself
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     return {"run_dir": cfg.paths.output_dir, "last_ckpt": str(last) if last.exists() else None}

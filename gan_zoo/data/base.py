@@ -15,6 +15,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from gan_zoo.data.sampler import ResumableDataLoader, ResumableSampler
 from gan_zoo.errors import check
 
 # Fixed so that every run, rank and callback draws the same reference samples.
@@ -67,7 +68,8 @@ class GANDataModule(pl.LightningDataModule):
     """Base class: batching, validation and reference samples shared by all gan_zoo data.
 
     Subclasses set ``sample_shape`` in ``__init__`` (no download needed to know it) and implement
-    :meth:`build_dataset`. Under DDP, Lightning injects the ``DistributedSampler`` itself.
+    :meth:`build_dataset`. The train loader's sampler is DDP-aware and resumable
+    (:mod:`gan_zoo.data.sampler`), so Lightning keeps it instead of injecting its own.
 
     Args:
         batch_size: samples per batch ``B``; at most the dataset size (checked in ``setup``).
@@ -92,6 +94,8 @@ class GANDataModule(pl.LightningDataModule):
         )
         self.batch_size = batch_size
         self.num_workers = num_workers
+        # Seed of the shuffling order; train.py sets it to the run's ``seed``.
+        self.shuffle_seed = 0
         self.dataset: Dataset[torch.Tensor] | None = None
 
     def build_dataset(self) -> Dataset[torch.Tensor]:
@@ -120,11 +124,19 @@ class GANDataModule(pl.LightningDataModule):
         return self.dataset
 
     def train_dataloader(self) -> DataLoader[torch.Tensor]:
-        """Shuffled batches ``(B, *sample_shape)`` float32; the last partial batch is dropped."""
-        return DataLoader(
-            self._train_set(),
+        """Shuffled batches ``(B, *sample_shape)`` float32; the last partial batch is dropped.
+
+        The order is ``shuffle_seed``'s and the loader's position is saved in checkpoints, so a
+        resumed run sees the same batches as an uninterrupted one (:mod:`gan_zoo.data.sampler`).
+        Under DDP each rank reads its own share of every epoch's permutation.
+        """
+        dataset = self._train_set()
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        return ResumableDataLoader(
+            dataset,
+            ResumableSampler(dataset, num_replicas=world, rank=rank, seed=self.shuffle_seed),
             batch_size=self.batch_size,
-            shuffle=True,
             drop_last=True,  # a short last batch would change loss scale and batch-norm statistics
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

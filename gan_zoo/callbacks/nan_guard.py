@@ -1,0 +1,190 @@
+"""Stop at the first non-finite loss, gradient or weight, naming where; never checkpoint it.
+
+Design (docs/fault_tolerance.md): every batch (one critic step, plus the generator step that
+ends a cycle) ORs "is anything non-finite" into a small flag tensor on the device, with no host
+sync. The flags of batch ``t`` are copied to the host with ``non_blocking=True`` and read at the
+end of batch ``t + 1``, when the copy has long finished: on a GPU the check costs no pipeline
+stall and detects a problem at most one critic step late, still naming the step where it
+happened. On CPU the copy is immediate and the check is in the same batch. Before any checkpoint
+is written the check is synchronous, and the weights about to be saved are checked too: a
+non-finite checkpoint is never written over the last good one.
+
+With ``skip_nonfinite_steps=True`` a step whose gradients are non-finite is skipped instead (its
+optimizer sees no gradients, so neither weights nor optimizer state change) and counted in
+``train/skipped_steps``. Deciding to skip needs the answer before ``optimizer.step()``: one
+host read per optimizer step, the price of that opt-in (like AMP's ``GradScaler``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+# In the order they are computed within a batch: the first one flagged is named, since what
+# follows it (e.g. g_loss after non-finite discriminator weights) is a consequence.
+QUANTITIES = (
+    "d_loss",
+    "penalty",
+    "discriminator gradients",
+    "discriminator weights",
+    "g_loss",
+    "generator gradients",
+    "generator weights",
+)
+_INDEX = {name: i for i, name in enumerate(QUANTITIES)}
+_LOSSES = ("d_loss", "penalty", "g_loss")
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a NaN or Inf; the message is one line naming step, variant, quantity."""
+
+
+def any_nonfinite(tensors: Iterable[Tensor]) -> Tensor:
+    """Device scalar: whether any element of ``tensors`` is NaN or +-Inf (no host sync)."""
+    flags = [torch.isfinite(t).all() for t in tensors]
+    return ~torch.stack(flags).all() if flags else torch.zeros((), dtype=torch.bool)
+
+
+class NaNGuard(pl.Callback):
+    """Detect NaN/Inf in losses, gradients and weights; stop (default) or skip the step.
+
+    Args:
+        skip_nonfinite_steps: skip optimizer steps with non-finite gradients instead of stopping,
+            counting them in ``train/skipped_steps``; non-finite weights still stop the run.
+    """
+
+    def __init__(self, skip_nonfinite_steps: bool = False) -> None:
+        self.skip_nonfinite_steps = skip_nonfinite_steps
+        self.skipped_steps = 0
+        self._flags: Tensor | None = None
+        self._where = (0, 0, 1)  # (generator step, critic step in cycle, n_critic)
+        self._skipped_in_batch = False
+        self._pending: list[tuple[Tensor, Any, tuple[int, int, int]]] = []
+        self._generator_params: set[int] = set()
+
+    # ------------------------------------------------------------------ checkpoint state
+    def state_dict(self) -> dict[str, Any]:
+        return {"skipped_steps": self.skipped_steps}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.skipped_steps = int(state_dict.get("skipped_steps", 0))
+
+    # ------------------------------------------------------------------------ per batch
+    def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        self._generator_params = {id(p) for p in pl_module.generator.parameters()}
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._flags = torch.zeros(len(QUANTITIES), dtype=torch.uint8, device=pl_module.device)
+        n_critic = getattr(pl_module, "n_critic", 1)
+        position = getattr(pl_module, "critic_steps_in_cycle", 0) + 1
+        self._where = (trainer.global_step + 1, position, n_critic)
+        self._skipped_in_batch = False
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: Any, optimizer: torch.optim.Optimizer
+    ) -> None:
+        if getattr(trainer.precision_plugin, "scaler", None) is not None:
+            return  # fp16 AMP: GradScaler itself skips steps with inf gradients
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        grads = [p.grad for p in params if p.grad is not None]
+        side = (
+            "generator" if params and id(params[0]) in self._generator_params else "discriminator"
+        )
+        bad = any_nonfinite(grads)
+        if not self.skip_nonfinite_steps:
+            self._mark(f"{side} gradients", bad)
+            return
+        bad = _agree(bad)
+        if bool(bad):  # host read: the opt-in's cost
+            for param in params:
+                param.grad = None  # the optimizer skips parameters without gradients
+            self.skipped_steps += 1
+            self._skipped_in_batch = True
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._flags is None:
+            return
+        losses = outputs if isinstance(outputs, dict) else {}
+        if not self._skipped_in_batch:  # a skipped step's losses are expected to be bad
+            for name in _LOSSES:
+                if isinstance(losses.get(name), Tensor):
+                    self._mark(name, any_nonfinite([losses[name].detach()]))
+        self._mark("discriminator weights", any_nonfinite(pl_module.discriminator.parameters()))
+        if "g_loss" in losses:
+            self._mark("generator weights", any_nonfinite(pl_module.generator.parameters()))
+        self._submit(_agree(self._flags))
+        self._flags = None
+        self._check(pl_module, wait=False)
+        if self.skip_nonfinite_steps:
+            pl_module.log("train/skipped_steps", float(self.skipped_steps))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        self._check(pl_module, wait=True)
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: Any, checkpoint: dict[str, Any]
+    ) -> None:
+        """Refuse to write a checkpoint after, or of, non-finite values (raises before writing)."""
+        self._check(pl_module, wait=True)
+        state = checkpoint.get("state_dict", {})
+        bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+        if bad:
+            step, _, _ = self._where
+            raise NonFiniteError(
+                f"non-finite weights ({bad[0]}) at generator step {step} of "
+                f"{type(pl_module).__name__}: checkpoint not written, the last one stays finite"
+            )
+
+    # --------------------------------------------------------------------------- helpers
+    def _mark(self, quantity: str, bad: Tensor) -> None:
+        assert self._flags is not None
+        index = _INDEX[quantity]
+        self._flags[index] |= bad.to(self._flags.device, torch.uint8)
+
+    def _submit(self, flags: Tensor) -> None:
+        event = None
+        host = flags.to("cpu", non_blocking=True)
+        if flags.is_cuda:
+            event = torch.cuda.Event()
+            event.record()
+        self._pending.append((host, event, self._where))
+
+    def _check(self, pl_module: Any, wait: bool) -> None:
+        while self._pending:
+            host, event, where = self._pending[0]
+            if event is not None and not wait and not event.query():
+                return  # this copy is still in flight: read it at the next batch
+            if event is not None:
+                event.synchronize()
+            self._pending.pop(0)
+            if host.any():
+                raise NonFiniteError(self._message(host, where, pl_module))
+
+    def _message(self, flags: Tensor, where: tuple[int, int, int], pl_module: Any) -> str:
+        step, position, n_critic = where
+        quantity = QUANTITIES[int(flags.nonzero()[0])]
+        hint = "nan_guard.skip_nonfinite_steps=true skips such steps instead"
+        if self.skip_nonfinite_steps:
+            hint = "only steps with non-finite gradients can be skipped"
+        return (
+            f"non-finite {quantity} (NaN or Inf) at generator step {step} (critic step "
+            f"{position} of {n_critic}) of {type(pl_module).__name__}: training stopped, "
+            f"checkpoints keep the last finite weights ({hint})"
+        )
+
+
+def _agree(flags: Tensor) -> Tensor:
+    """Under DDP, the element-wise max over ranks (stays on the device, no host sync)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        flags = flags.to(torch.uint8)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return flags

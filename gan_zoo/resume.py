@@ -1,0 +1,184 @@
+"""Exact resume: RNG states in the checkpoint, and ``ckpt_path=last``.
+
+Lightning's checkpoint holds the weights, optimizers and loop counters, but no RNG state
+(Lightning issue 17543), so a resumed GAN draws different noise, gradient-penalty epsilons and
+replay indices than the uninterrupted run. :class:`ResumeState` stores the torch, CUDA, numpy and
+Python RNG states of every rank and puts them back right before the first batch after a restart.
+Together with the n_critic position (``GAN.on_save_checkpoint``) and the data position
+(:mod:`gan_zoo.data.sampler`), a resumed run repeats the uninterrupted one bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.distributed as dist
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_warn
+
+from gan_zoo.callbacks.config_in_checkpoint import CONFIG_KEY
+from gan_zoo.checkpoint import CheckpointError
+
+CHECKPOINT_DIR = "checkpoints"
+WANDB_ID_KEY = "gan_zoo_wandb_run_id"  # checkpoint entry: the run's W&B id, to continue it
+
+
+def capture_rng_states() -> dict[str, Any]:
+    """This process's torch, CUDA (current device), numpy and Python RNG states.
+
+    Only tensors, ints, floats, strings and lists, so ``torch.load(weights_only=True)`` reads them.
+    """
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
+    version, python_state, gauss_next = random.getstate()
+    numpy_keys = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [str(kind), numpy_keys, int(pos), int(has_gauss), float(cached)],
+        "python": [version, torch.tensor(python_state, dtype=torch.int64), gauss_next],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_states`."""
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, python_state, gauss_next = states["python"]
+    random.setstate((version, tuple(python_state.tolist()), gauss_next))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state(states["cuda"])
+
+
+def gather_from_ranks(value: Any) -> list[Any]:
+    """``value`` of every rank, in rank order (just ``[value]`` without DDP).
+
+    A collective: every rank must call it at the same point (e.g. while a checkpoint is dumped,
+    which Lightning does on all ranks).
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [value]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+class ResumeState(pl.Callback):
+    """Save every rank's RNG states and the W&B run id; restore the RNG just in time.
+
+    The states are captured while the checkpoint is written (after the batch and after every
+    other callback's ``on_train_batch_end``: Lightning runs checkpoint callbacks last) and put
+    back in ``on_train_start`` after a restart, once the model, optimizers and loader are built.
+    training.py appends this callback after the others, so their ``on_train_start`` hooks
+    (which the uninterrupted run did not call at this point) run before the restore. Between
+    the restore and the next batch the resumed run does what the uninterrupted one did: an
+    epoch's start, then fetching the batch (gan_zoo's datasets and samplers draw nothing from the
+    global RNG; a data transform that did would have to use its own generator).
+
+    Under DDP every rank's states are gathered (a collective; Lightning writes checkpoints from
+    all ranks together) and each rank gets its own back.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": gather_from_ranks(capture_rng_states())}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        per_rank = state_dict.get("rng") or []
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        if len(per_rank) > rank:
+            self._pending = per_rank[rank]
+        elif per_rank:
+            rank_zero_warn(f"checkpoint has RNG states of {len(per_rank)} rank(s); using rank 0's")
+            self._pending = per_rank[0]
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        run_id = wandb_run_id(trainer)
+        if run_id is not None:
+            checkpoint[WANDB_ID_KEY] = run_id
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._pending is None:
+            return
+        restore_rng_states(self._pending)
+        self._pending = None
+        # ModelCheckpoint does not save when it last saved (the counter is not in its state):
+        # without this, the first batches after a restart rewrite the checkpoint of this step.
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint):
+                callback._last_global_step_saved = trainer.global_step
+
+
+def wandb_run_id(trainer: pl.Trainer) -> str | None:
+    """The id of the run's W&B logger, if it has one."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger.version:
+            return str(logger.version)
+    return None
+
+
+def find_last_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest ``*.ckpt`` under ``<run_dir>/checkpoints`` (by modification time), or None.
+
+    Writes are atomic (:mod:`gan_zoo.checkpoint_io`), so a file with the final name is always
+    complete; temp files of interrupted writes are ignored and removed. On equal times,
+    ``last.ckpt`` wins.
+    """
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return None
+    for stale in folder.glob(".*.tmp*"):
+        stale.unlink(missing_ok=True)
+    candidates = [p for p in folder.glob("*.ckpt") if p.is_file()]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name == "last.ckpt"))
+
+
+def resolve_ckpt_path(ckpt_path: str | None, run_dir: str | Path) -> str | None:
+    """``ckpt_path`` as given, or for ``"last"`` the newest checkpoint of ``run_dir``.
+
+    ``last`` with no checkpoint yet starts a fresh run, so one job script serves the first
+    start and every restart after a preemption.
+    """
+    if ckpt_path != "last":
+        return ckpt_path
+    found = find_last_checkpoint(run_dir)
+    if found is None:
+        rank_zero_warn(f"ckpt_path=last: no checkpoint under {run_dir}/{CHECKPOINT_DIR}; new run")
+        return None
+    return str(found)
+
+
+def check_resumable(checkpoint: dict[str, Any], model: torch.nn.Module, path: str | Path) -> None:
+    """One-line error unless ``checkpoint`` holds training state for exactly this ``model``."""
+    config = checkpoint.get(CONFIG_KEY) or {}
+    saved_target = (config.get("model") or {}).get("_target_")
+    target = f"{type(model).__module__}.{type(model).__qualname__}"
+    if saved_target and saved_target.rsplit(".", 1)[-1] != type(model).__qualname__:
+        raise CheckpointError(
+            f"checkpoint {path} is a {saved_target} run; this config builds {target}"
+        )
+    saved = checkpoint.get("state_dict")
+    if not isinstance(saved, dict) or "optimizer_states" not in checkpoint:
+        raise CheckpointError(f"checkpoint {path} holds no training state (weights only?)")
+    for key, tensor in model.state_dict().items():
+        other = saved.get(key)
+        if other is None or tuple(other.shape) != tuple(tensor.shape):
+            found = "missing" if other is None else f"shape {tuple(other.shape)}"
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this config: {key} is {found}, the model's "
+                f"is {tuple(tensor.shape)} (resume with the run's own config)"
+            )

@@ -1,0 +1,103 @@
+"""Tiny toy2d runs and a bitwise comparison of two checkpoints, for the resume tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gan_zoo.callbacks import Preempted
+from gan_zoo.checkpoint import read_checkpoint
+from gan_zoo.training import train
+from tests.helpers import FAST, ROOT, compose_train
+
+VARIANTS = ["minimax_gan", "ns_gan", "wgan_clip", "wgan_gp", "sngan"]
+
+# 64 points in batches of 16: an epoch is 4 batches, so n_critic=5 cycles straddle epochs. A
+# replay buffer makes the critic draw replay indices from the global RNG too.
+TINY = [
+    *FAST,
+    "data=toy2d",
+    "data.num_samples=64",
+    "data.batch_size=16",
+    "net.generator.hidden=16",
+    "net.discriminator.hidden=16",
+    "net.generator.depth=1",
+    "net.discriminator.depth=1",
+    "~callbacks.sample_grid",
+    "model.replay_size=32",
+    "trainer.max_steps=6",
+]
+SIGNAL_AT = "+callbacks.fault._target_=tests.integration.fault_injection.SignalAt"
+
+# Checkpoint entries that legitimately differ between two run directories.
+PATH_KEYS = ("dirpath", "best_model_path", "last_model_path", "kth_best_model_path", "output_dir")
+# Lightning's own bookkeeping quirk: resumed from a checkpoint taken on the last batch of an
+# epoch, its fit loop does not count the next epoch as "ready"/"started" (FitLoop.reset
+# counts it processed and completed, on_advance_start then skips the other two). Training is
+# unaffected (current_epoch uses "completed"); every other counter is compared.
+LIGHTNING_QUIRKS = (".epoch_progress.total.ready", ".epoch_progress.total.started")
+LIGHTNING_QUIRKS += (".epoch_progress.current.ready", ".epoch_progress.current.started")
+
+
+def run_in_process(run_dir: Path, overrides: list[str]) -> str:
+    """``train.py`` in this process; "preempted" when a SIGTERM stopped it, else "finished"."""
+    try:
+        train(compose_train([*TINY, *overrides], run_dir=run_dir))
+    except Preempted:
+        return "preempted"
+    return "finished"
+
+
+def cli_args(run_dir: Path, overrides: list[str], base: list[str] = TINY) -> list[str]:
+    """The command line of ``train.py`` on ``base`` (the tiny config) in ``run_dir``."""
+    return [sys.executable, str(ROOT / "train.py"), *base, *overrides, f"hydra.run.dir={run_dir}"]
+
+
+def run_cli(run_dir: Path, overrides: list[str]) -> subprocess.Popen[str]:
+    """Start ``train.py`` on the tiny config in ``run_dir``, in its own process group."""
+    return subprocess.Popen(
+        cli_args(run_dir, overrides),
+        cwd=ROOT,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def cli_env() -> dict[str, str]:
+    """The environment of the CLI runs: W&B offline, a fixed hash seed."""
+    return {**os.environ, "WANDB_MODE": "offline", "PYTHONHASHSEED": "0"}
+
+
+def differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Where two checkpoint trees differ: tensors by ``torch.equal`` (dtype and shape too)."""
+    if isinstance(a, torch.Tensor):
+        same = isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape
+        return [] if same and torch.equal(a, b) else [path]
+    if isinstance(a, dict) and isinstance(b, dict):
+        found = [f"{path}.{k} (only in one)" for k in set(a) ^ set(b)]
+        for key in set(a) & set(b):
+            if not str(key).endswith(PATH_KEYS) and key != "gan_zoo_config":
+                found += differences(a[key], b[key], f"{path}.{key}")
+        return found
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def assert_same_state(expected: Path, actual: Path) -> None:
+    """Two checkpoints hold bitwise the same training state: weights (EMA too), optimizers,
+    schedulers, replay buffer, n_critic position, loop counters, data position, RNG states.
+    """
+    a, b = read_checkpoint(expected), read_checkpoint(actual)
+    assert a["global_step"] == b["global_step"]
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    diff = [d for d in differences(a, b) if not d.split(":")[0].endswith(LIGHTNING_QUIRKS)]
+    assert not diff, f"{actual} differs from {expected} at {diff[:5]}"

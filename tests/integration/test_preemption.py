@@ -1,0 +1,110 @@
+"""SIGTERM, as a cluster sends it on preemption: a checkpoint is saved, every process exits
+cleanly, and the run resumes from it (bitwise the same as never stopping, under DDP too)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from gan_zoo.checkpoint import read_checkpoint
+from tests.integration.exactness import assert_same_state, run_cli
+
+# The replay buffer is per rank and only rank 0's is saved (see docs/fault_tolerance.md).
+DDP = [
+    "trainer=cpu",
+    "trainer.devices=2",
+    "data.batch_size=8",
+    "model=wgan_gp",
+    "model.replay_size=0",
+    "trainer.max_steps=40",
+    "callbacks.model_checkpoint.every_n_train_steps=5",
+]
+
+
+def _wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _all_exit(process: subprocess.Popen[str], timeout: float = 120) -> str:
+    """Wait for the main process and then for every process of its group; its stderr."""
+    _, err = process.communicate(timeout=timeout)
+    deadline = time.monotonic() + 30
+    while _group_alive(process.pid):  # DDP rank 1 is a child of rank 0
+        assert time.monotonic() < deadline, "a rank did not exit after SIGTERM"
+        time.sleep(0.2)
+    return err
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path: Path) -> None:
+    process = run_cli(tmp_path, ["model=wgan_gp", "trainer.max_steps=500"])
+    _wait_for(tmp_path / "checkpoints" / "step000002.ckpt", process)
+    os.kill(process.pid, signal.SIGTERM)
+    err = _all_exit(process)
+    assert process.returncode == 0, err[-2000:]
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("preempted:")]
+    saved = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    step, position = saved["global_step"], saved["critic_steps_in_cycle"]
+    assert f"at generator step {step} (critic step {position} of 5 done)" in line
+    more = f"trainer.max_steps={step + 2}"
+    resumed = run_cli(tmp_path, ["model=wgan_gp", "ckpt_path=last", more])
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == step + 2
+
+
+def test_exit_code_after_preemption_is_configurable(tmp_path: Path) -> None:
+    fault = ["+callbacks.fault._target_=tests.integration.fault_injection.SignalAt"]
+    fault += ["+callbacks.fault.at_batch=5", "preemption.exit_code=143"]
+    process = run_cli(tmp_path, fault)
+    err = _all_exit(process)
+    assert process.returncode == 143, err[-2000:]
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 5
+
+
+@pytest.fixture(scope="module")
+def ddp_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("ddp_reference")
+    process = run_cli(run, DDP)
+    err = _all_exit(process, timeout=400)
+    assert process.returncode == 0, err[-2000:]
+    return run / "checkpoints" / "step000040.ckpt"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["every rank", "rank 0 only"])
+def test_sigterm_under_ddp_every_rank_exits_and_the_run_resumes_exactly(
+    target: str, ddp_reference: Path, tmp_path: Path
+) -> None:
+    """SLURM signals every task; Kubernetes only the container's first process (rank 0)."""
+    process = run_cli(tmp_path, DDP)
+    _wait_for(tmp_path / "checkpoints" / "step000005.ckpt", process)
+    if target == "every rank":
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        os.kill(process.pid, signal.SIGTERM)
+    err = _all_exit(process)
+    assert process.returncode == 0, err[-2000:]
+    assert sum(line.startswith("preempted:") for line in err.splitlines()) == 1, err[-2000:]
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] < 40
+    resumed = run_cli(tmp_path, [*DDP, "ckpt_path=last"])
+    err = _all_exit(resumed, timeout=400)
+    assert resumed.returncode == 0, err[-2000:]
+    assert_same_state(ddp_reference, tmp_path / "checkpoints" / "step000040.ckpt")
