@@ -10,14 +10,14 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from gan_zoo.callbacks import ConfigInCheckpoint
 from gan_zoo.checkpoint import read_checkpoint
 from gan_zoo.checkpoint_io import AtomicCheckpointIO
-from gan_zoo.distributed import GANDDPStrategy
+from gan_zoo.distributed import choose_strategy
 from gan_zoo.errors import ConfigValueError
-from gan_zoo.loggers import ResumableWandbLogger, redact_secrets
+from gan_zoo.loggers import ResumableWandbLogger, redact_hydra_files, redact_secrets
 from gan_zoo.models.base import GAN
 from gan_zoo.resume import WANDB_ID_KEY, ResumeState, check_resumable, resolve_ckpt_path
 from gan_zoo.schemas import validate_config
@@ -57,18 +57,24 @@ def check_shapes(
 
 
 def _strategy(trainer_cfg: DictConfig) -> Any:
-    """:class:`GANDDPStrategy` for multi-device runs ("auto" or "ddp"); others pass through.
+    """The ``trainer.strategy`` to run: :class:`GANDDPStrategy` for every DDP run.
 
-    Plain DDP wraps the LightningModule and rejects a critic step that leaves the generator's
-    parameters without gradients (Lightning issues 20328, 20866); see ``gan_zoo.distributed``.
+    ``ddp``, and ``auto`` on more than one device in all (``devices`` as Lightning parses it,
+    times ``num_nodes``); plain DDP wraps the LightningModule and rejects a critic step that
+    leaves the generator's parameters without gradients (Lightning issues 20328, 20866).
+    Lightning's other parallel strategies are refused; see ``gan_zoo.distributed``.
     """
-    strategy = trainer_cfg.get("strategy", "auto")
-    devices, nodes = trainer_cfg.get("devices", 1), trainer_cfg.get("num_nodes", 1)
-    many = nodes > 1 or (isinstance(devices, int) and (devices > 1 or devices == -1))
-    many = many or (not isinstance(devices, (int, str)) and len(devices) > 1)
-    if strategy in ("auto", "ddp") and many:
-        return GANDDPStrategy()
-    return strategy
+    trainer = OmegaConf.to_container(trainer_cfg, resolve=True)
+    assert isinstance(trainer, dict)
+    try:
+        return choose_strategy(
+            trainer.get("strategy", "auto"),
+            trainer.get("accelerator", "auto"),
+            trainer.get("devices", "auto"),
+            trainer.get("num_nodes", 1),
+        )
+    except ConfigValueError as err:
+        raise err.with_prefix("trainer") from None
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, GAN]:
@@ -124,7 +130,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     Every config value is checked first (:mod:`gan_zoo.schemas`), and the checkpoint to resume
     from is read safely and matched against the model, before anything is trained.
     """
+    redact_hydra_files(cfg.paths.output_dir)  # Hydra wrote the command line before we ran
     resolved = redact_secrets(validate_config(cfg))
+    strategy = _strategy(cfg.trainer)  # refuses unsupported parallel strategies before any work
     ckpt_path, checkpoint = resume_from(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, model = build(cfg)
@@ -132,21 +140,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.shuffle_seed = cfg.seed  # type: ignore[attr-defined]  # a GANDataModule
     if checkpoint is not None:
         check_resumable(checkpoint, model, str(ckpt_path))
-    callbacks = [instantiate_group(c, f"callbacks.{k}") for k, c in cfg.callbacks.items()]
+    # `callbacks.fid=null` (Hydra's way to drop a node) leaves a None entry: skip it.
+    callbacks = [
+        instantiate_group(c, f"callbacks.{k}") for k, c in cfg.callbacks.items() if c is not None
+    ]
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     callbacks.append(ConfigInCheckpoint(resolved))
     safety_callbacks, plugins = fault_tolerance(cfg)
-    loggers = [instantiate_group(c, f"logger.{k}") for k, c in cfg.logger.items()]
+    loggers = [instantiate_group(c, f"logger.{k}") for k, c in cfg.logger.items() if c is not None]
     for logger in loggers:
         if checkpoint is not None and isinstance(logger, ResumableWandbLogger):
-            logger.continue_run(checkpoint.get(WANDB_ID_KEY))
+            logger.continue_run(checkpoint.get(WANDB_ID_KEY), ckpt_path)
     trainer: pl.Trainer = instantiate_group(
         cfg.trainer,
         "trainer",
         callbacks=callbacks + safety_callbacks,
         logger=loggers or False,
-        strategy=_strategy(cfg.trainer),
+        strategy=strategy,
         plugins=plugins,
     )
     for logger in loggers:

@@ -13,6 +13,14 @@ With ``skip_nonfinite_steps=True`` a step whose gradients are non-finite is skip
 optimizer sees no gradients, so neither weights nor optimizer state change) and counted in
 ``train/skipped_steps``. Deciding to skip needs the answer before ``optimizer.step()``: one
 host read per optimizer step, the price of that opt-in (like AMP's ``GradScaler``).
+
+Under fp16 AMP the ``GradScaler`` checks gradients and skips overflowing steps itself. The loss
+scale then multiplies the gradient penalty's ``autograd.grad`` outputs (PyTorch's AMP recipe),
+so while the scale is still too large the penalty itself is legitimately inf/NaN: on a critic
+step the scaler skipped (its scale went down, compared on the device without a host sync) the
+penalty is not flagged. The losses ``d_loss`` and ``g_loss`` do not involve the scale: a
+non-finite one means bad data or an fp16 overflow in the nets' forward, which no loss scale
+explains, and stops the run as in fp32 (the scaler alone would silently skip such steps).
 """
 
 from __future__ import annotations
@@ -66,6 +74,9 @@ class NaNGuard(pl.Callback):
         self._skipped_in_batch = False
         self._pending: list[tuple[Tensor, Any, tuple[int, int, int]]] = []
         self._generator_params: set[int] = set()
+        # fp16 AMP: the loss scale before each optimizer step of this batch, by side.
+        self._scale_before: dict[str, Tensor] = {}
+        self._penalty_seen: Tensor | None = None
 
     # ------------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict[str, Any]:
@@ -86,17 +97,20 @@ class NaNGuard(pl.Callback):
         position = getattr(pl_module, "critic_steps_in_cycle", 0) + 1
         self._where = (trainer.global_step + 1, position, n_critic)
         self._skipped_in_batch = False
+        self._scale_before = {}
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: Any, optimizer: torch.optim.Optimizer
     ) -> None:
-        if getattr(trainer.precision_plugin, "scaler", None) is not None:
-            return  # fp16 AMP: GradScaler itself skips steps with inf gradients
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        grads = [p.grad for p in params if p.grad is not None]
         side = (
             "generator" if params and id(params[0]) in self._generator_params else "discriminator"
         )
+        scale = _loss_scale(trainer, pl_module.device)
+        if scale is not None:  # fp16 AMP: GradScaler itself skips steps with inf gradients
+            self._scale_before[side] = scale
+            return
+        grads = [p.grad for p in params if p.grad is not None]
         bad = any_nonfinite(grads)
         if not self.skip_nonfinite_steps:
             self._mark(f"{side} gradients", bad)
@@ -114,10 +128,7 @@ class NaNGuard(pl.Callback):
         if self._flags is None:
             return
         losses = outputs if isinstance(outputs, dict) else {}
-        if not self._skipped_in_batch:  # a skipped step's losses are expected to be bad
-            for name in _LOSSES:
-                if isinstance(losses.get(name), Tensor):
-                    self._mark(name, any_nonfinite([losses[name].detach()]))
+        self._mark_losses(trainer, pl_module.device, losses)
         self._mark("discriminator weights", any_nonfinite(pl_module.discriminator.parameters()))
         if "g_loss" in losses:
             self._mark("generator weights", any_nonfinite(pl_module.generator.parameters()))
@@ -145,6 +156,37 @@ class NaNGuard(pl.Callback):
             )
 
     # --------------------------------------------------------------------------- helpers
+    def _mark_losses(
+        self, trainer: pl.Trainer, device: torch.device, losses: dict[str, Any]
+    ) -> None:
+        """Flag non-finite losses, but not a penalty that a GradScaler overflow explains (see top).
+
+        Lazy regularization returns the last computed penalty on the critic steps in between: the
+        same tensor, judged once, on the step that computed it.
+        """
+        penalty = losses.get("penalty")
+        fresh_penalty = penalty is not self._penalty_seen
+        self._penalty_seen = penalty
+        if self._skipped_in_batch:  # a skipped step's losses are expected to be bad
+            return
+        for name in _LOSSES:
+            loss = losses.get(name)
+            if not isinstance(loss, Tensor) or (name == "penalty" and not fresh_penalty):
+                continue
+            bad = any_nonfinite([loss.detach()])
+            if name == "penalty":
+                bad = bad & ~self._scaler_skipped_critic_step(trainer, device)
+            self._mark(name, bad)
+
+    def _scaler_skipped_critic_step(self, trainer: pl.Trainer, device: torch.device) -> Tensor:
+        """Device flag: the GradScaler skipped this batch's critic step (its scale went down)."""
+        before = self._scale_before.get("discriminator")
+        if before is None:
+            return torch.zeros((), dtype=torch.bool, device=device)
+        after = self._scale_before.get("generator")
+        after = _loss_scale(trainer, device) if after is None else after
+        return torch.zeros_like(before, dtype=torch.bool) if after is None else after < before
+
     def _mark(self, quantity: str, bad: Tensor) -> None:
         assert self._flags is not None
         index = _INDEX[quantity]
@@ -180,6 +222,14 @@ class NaNGuard(pl.Callback):
             f"{position} of {n_critic}) of {type(pl_module).__name__}: training stopped, "
             f"checkpoints keep the last finite weights ({hint})"
         )
+
+
+def _loss_scale(trainer: pl.Trainer, device: torch.device) -> Tensor | None:
+    """The fp16 GradScaler's current scale as a device scalar (no host sync), or None."""
+    scaler = getattr(trainer.precision_plugin, "scaler", None)
+    if scaler is None or not scaler.is_enabled():
+        return None
+    return scaler.scale(torch.ones((), device=device))  # scale * 1: a copy, not the live tensor
 
 
 def _agree(flags: Tensor) -> Tensor:

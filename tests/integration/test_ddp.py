@@ -1,21 +1,25 @@
 """Two gloo processes on CPU: every variant's step equals single-process training on the
-concatenated batch, parameters and buffers stay identical across ranks, and the CLI runs DDP."""
+concatenated batch, parameters and buffers stay identical across ranks, BatchNorm running
+statistics are the mean of the ranks' own updates, gradients missing on one rank are reduced
+without a size mismatch, and the CLI runs DDP."""
 
 from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from gan_zoo.distributed import GANDDPStrategy
+from gan_zoo.distributed import GANDDPStrategy, all_reduce_
 from gan_zoo.models import SNGAN, WGANGP, MinimaxGAN, NonSaturatingGAN, WGANClip
 from gan_zoo.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from gan_zoo.penalties import gradient_penalty
@@ -124,7 +128,10 @@ def _worker(rank: int, port: int, out: str, job: str) -> None:
             states[name] = {k: v.clone() for k, v in model.state_dict().items()}
         torch.save(states, Path(out) / f"rank{rank}.pt")
         return
-    # job == "buffers": BatchNorm in G, spectral norm in D, real RNG-driven noise and GP
+    if job == "reduce":
+        _reduce_job(rank, Path(out))
+        return
+    # "buffers"/"sync_batchnorm": BatchNorm in G, spectral norm in D, RNG-driven noise and data
     torch.manual_seed(0)
     model = SNGAN(
         DCGANGenerator(latent_dim=8, width=8),
@@ -132,8 +139,12 @@ def _worker(rank: int, port: int, out: str, job: str) -> None:
         latent_dim=8,
         n_critic=1,
     )
+    local: dict[str, Tensor] = {}  # G's running statistics after its last forward, before sync
+    for name, layer in model.generator.named_modules():
+        if isinstance(layer, nn.BatchNorm2d):
+            layer.register_forward_hook(_record_running_stats(local, f"generator.{name}"))
     images = torch.rand(64, 1, 28, 28) * 2 - 1
-    pl.Trainer(
+    trainer = pl.Trainer(
         accelerator="cpu",
         devices=WORLD,
         strategy=GANDDPStrategy(process_group_backend="gloo"),
@@ -142,8 +153,58 @@ def _worker(rank: int, port: int, out: str, job: str) -> None:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-    ).fit(model, DataLoader(images, batch_size=8, shuffle=True))
-    torch.save(model.state_dict(), Path(out) / f"rank{rank}.pt")
+        sync_batchnorm=job == "sync_batchnorm",
+    )
+    try:
+        trainer.fit(model, DataLoader(images, batch_size=8, shuffle=True))
+        error = ""
+    except ValueError as err:
+        error = str(err)
+    result = {"state": model.state_dict(), "local": local, "error": error}
+    result["steps"] = trainer.global_step
+    torch.save(result, Path(out) / f"rank{rank}.pt")
+
+
+def _record_running_stats(store: dict[str, Tensor], prefix: str) -> Any:
+    def hook(layer: nn.Module, inputs: Any, output: Any) -> None:
+        store[f"{prefix}.running_mean"] = layer.running_mean.clone()
+        store[f"{prefix}.running_var"] = layer.running_var.clone()
+
+    return hook
+
+
+class _Branchy(nn.Module):
+    """``used`` on every rank, ``branch`` only where asked, ``unused`` nowhere; a BatchNorm, a
+    spectral-norm layer and a plain float buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used, self.branch, self.unused = nn.Linear(3, 3), nn.Linear(3, 3), nn.Linear(3, 3)
+        self.norm = nn.BatchNorm1d(3)
+        self.sn = nn.utils.parametrizations.spectral_norm(nn.Linear(3, 3))
+        self.register_buffer("per_rank", torch.zeros(2))
+
+    def forward(self, x: Tensor, take_branch: bool) -> Tensor:
+        h = self.sn(self.norm(self.used(x)))
+        return self.branch(h) if take_branch else h
+
+
+def _reduce_job(rank: int, out: Path) -> None:
+    """all_reduce_ by hand: rank 0 alone takes the branch; its own buffers are saved before."""
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD, timeout=timedelta(seconds=60))
+    torch.manual_seed(0)
+    net = _Branchy()
+    net.per_rank.fill_(rank)
+    net(_bank(rank, 0, (6, 3)), take_branch=rank == 0).square().sum().backward()
+    with torch.no_grad():  # u is equal on every rank by construction; make it differ here
+        net.sn.parametrizations.weight[0]._u.add_(rank)
+    grads = {k: None if p.grad is None else p.grad.clone() for k, p in net.named_parameters()}
+    before = {"grads": grads, "state": {k: v.clone() for k, v in net.state_dict().items()}}
+    all_reduce_(net)
+    grads = {k: None if p.grad is None else p.grad.clone() for k, p in net.named_parameters()}
+    after = {"grads": grads, "state": net.state_dict()}
+    torch.save({"before": before, "after": after}, out / f"rank{rank}.pt")
+    dist.destroy_process_group()
 
 
 def _spawn(job: str, tmp_path: Path) -> list[dict[str, Any]]:
@@ -174,12 +235,62 @@ def _controlled_init(name: str) -> dict[str, Tensor]:
     return model.state_dict()
 
 
-def test_batchnorm_and_spectral_norm_buffers_agree_across_ranks(tmp_path: Path) -> None:
-    rank0, rank1 = _spawn("buffers", tmp_path)
+@pytest.fixture(scope="module")
+def buffers_run(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """3 steps of SN-GAN (BatchNorm in G, spectral norm in D) on 2 ranks, shuffled data."""
+    return _spawn("buffers", tmp_path_factory.mktemp("buffers"))
+
+
+def test_batchnorm_and_spectral_norm_buffers_agree_across_ranks(
+    buffers_run: list[dict[str, Any]],
+) -> None:
+    rank0, rank1 = (run["state"] for run in buffers_run)
     buffers = [k for k in rank0 if "running_" in k or k.endswith(("_u", "_v"))]
     assert any("running_mean" in k for k in buffers) and any(k.endswith("_u") for k in buffers)
     for key, value in rank0.items():
         assert torch.equal(value, rank1[key]), key
+
+
+def test_batchnorm_running_stats_are_the_mean_of_each_ranks_own_update(
+    buffers_run: list[dict[str, Any]],
+) -> None:
+    local0, local1 = (run["local"] for run in buffers_run)
+    assert len(local0) >= 4
+    for key, own0 in local0.items():
+        assert not torch.allclose(own0, local1[key]), key  # the ranks saw different batches
+        for run in buffers_run:
+            torch.testing.assert_close(run["state"][key], (own0 + local1[key]) / 2, msg=key)
+
+
+def test_missing_gradients_and_buffers_in_all_reduce(tmp_path: Path) -> None:
+    rank0, rank1 = _spawn("reduce", tmp_path)
+    g0, g1 = rank0["before"]["grads"], rank1["before"]["grads"]
+    assert g0["branch.weight"] is not None and g1["branch.weight"] is None
+    for run in (rank0, rank1):
+        grads = run["after"]["grads"]
+        for key in ("used.weight", "norm.bias", "sn.parametrizations.weight.original"):
+            torch.testing.assert_close(grads[key], (g0[key] + g1[key]) / 2, msg=key)
+        for key in ("branch.weight", "branch.bias"):  # rank 1 contributes zeros
+            torch.testing.assert_close(grads[key], g0[key] / 2, msg=key)
+        assert grads["unused.weight"] is None and grads["unused.bias"] is None
+    s0, s1 = rank0["before"]["state"], rank1["before"]["state"]
+    for key in ("norm.running_mean", "norm.running_var"):
+        assert not torch.allclose(s0[key], s1[key])
+        for run in (rank0, rank1):
+            torch.testing.assert_close(run["after"]["state"][key], (s0[key] + s1[key]) / 2)
+    # every other buffer is left as each rank had it
+    for key in ("per_rank", "sn.parametrizations.weight.0._u", "norm.num_batches_tracked"):
+        assert torch.equal(rank0["after"]["state"][key], s0[key]), key
+        assert torch.equal(rank1["after"]["state"][key], s1[key]), key
+    assert rank1["after"]["state"]["per_rank"].tolist() == [1.0, 1.0]
+
+
+def test_sync_batchnorm_needs_gpu_inputs(tmp_path: Path) -> None:
+    """The module docstring's claim about trainer.sync_batchnorm=true on CPU."""
+    for run in _spawn("sync_batchnorm", tmp_path):
+        # Lightning converted G's BatchNorm2d (and reverts it after fit); its first forward fails
+        assert run["error"].startswith("SyncBatchNorm expected input tensor to be on GPU")
+        assert run["steps"] == 0
 
 
 def test_cli_trains_with_two_gloo_processes(run_cli, tmp_path: Path) -> None:

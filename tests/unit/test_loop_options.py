@@ -12,6 +12,7 @@ from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from gan_zoo.callbacks import NaNGuard
 from gan_zoo.checkpoint import build_model
 from gan_zoo.models import SNGAN, WGANGP, MinimaxGAN, NonSaturatingGAN, WGANClip
 from gan_zoo.nets import MLPDiscriminator, MLPGenerator
@@ -34,7 +35,12 @@ class _Outputs(pl.Callback):
         self.outputs.append({k: v.detach().clone() for k, v in outputs.items()})
 
 
-def _fit(model: pl.LightningModule, steps: int = 3, **kwargs: Any) -> _Outputs:
+def _fit(
+    model: pl.LightningModule,
+    steps: int = 3,
+    callbacks: tuple[pl.Callback, ...] = (),
+    **kwargs: Any,
+) -> _Outputs:
     recorder = _Outputs()
     torch.manual_seed(1)
     data = DataLoader(TensorDataset(torch.randn(256, 2)), batch_size=16)
@@ -45,7 +51,7 @@ def _fit(model: pl.LightningModule, steps: int = 3, **kwargs: Any) -> _Outputs:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[recorder],
+        callbacks=[recorder, *callbacks],
         **kwargs,
     ).fit(model, data)
     return recorder
@@ -146,15 +152,45 @@ def test_fp16_gradient_penalty_follows_the_amp_recipe() -> None:
     torch.testing.assert_close(scaled, exact, rtol=2e-2, atol=1e-3)
 
 
-def test_fp16_mixed_with_grad_scaler_trains_wgan_gp() -> None:
-    model = _gan(WGANGP, n_critic=2)
+def _fit_fp16(
+    model: pl.LightningModule, steps: int
+) -> tuple[list[dict[str, Tensor]], torch.amp.GradScaler]:
+    """CPU fp16 AMP with a GradScaler (Lightning's own "16-mixed" falls back to bf16 on CPU),
+    under the default NaNGuard."""
     scaler = torch.amp.GradScaler("cpu")
     plugin = MixedPrecision("16-mixed", "cpu", scaler=scaler)
-    outputs = _fit(model, steps=6, plugins=[plugin]).outputs
+    return _fit(model, steps=steps, plugins=[plugin], callbacks=[NaNGuard()]).outputs, scaler
+
+
+def _moved(model: pl.LightningModule, start: dict[str, Tensor], net: str) -> bool:
+    state = model.state_dict()
+    return any(not torch.equal(state[k], v) for k, v in start.items() if k.startswith(net))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fp16_mixed_with_grad_scaler_and_nan_guard_trains_every_variant(variant: type) -> None:
+    model = _gan(variant, n_critic=2)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    outputs, scaler = _fit_fp16(model, steps=6)
     assert model.grad_scale(torch.device("cpu")) is not None
-    # GradScaler skips overflowing steps and backs off; training then runs finite
-    assert scaler.get_scale() < 2.0**16
+    assert model.trainer.global_step == 6 and len(outputs) == 12
+    if variant is WGANGP:
+        # the case the guard must tolerate: GradScaler's first scale (2**16) overflows the
+        # penalty's autograd.grad; the scaler skips those critic steps and backs off
+        assert any(not o["penalty"].isfinite() for o in outputs)
+        assert scaler.get_scale() < 2.0**16
     assert all(torch.isfinite(v).all() for v in outputs[-1].values())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert _moved(model, start, "generator.") and _moved(model, start, "discriminator.")
+
+
+def test_fp16_lazy_penalty_with_nan_guard_judges_each_penalty_once() -> None:
+    # On critic steps without a penalty the model reports the last computed one: an overflow
+    # the scaler skipped must not be judged again on a step the scaler did not skip.
+    model = _gan(WGANGP, n_critic=2, penalty_every=3)
+    outputs, _ = _fit_fp16(model, steps=6)
+    assert model.trainer.global_step == 6
+    assert sum(not o["penalty"].isfinite() for o in outputs) >= 2  # reported again, not judged
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 

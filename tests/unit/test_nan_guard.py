@@ -10,9 +10,13 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
+from torch.utils.data import DataLoader
 
 from gan_zoo.callbacks import NaNGuard, NonFiniteError
 from gan_zoo.checkpoint import read_checkpoint
+from gan_zoo.models import WGANGP
+from gan_zoo.nets import MLPDiscriminator, MLPGenerator
 from gan_zoo.training import build
 from tests.helpers import compose_train
 from tests.integration.exactness import TINY, cli_args, cli_env, run_in_process
@@ -92,3 +96,27 @@ def test_train_py_exits_3_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: non-finite d_loss (NaN or Inf) at generator step 3"), last
+
+
+def test_under_fp16_a_nan_in_the_data_still_stops_the_run() -> None:
+    """GradScaler would skip that step silently; only an overflowing penalty is the scaler's."""
+    torch.manual_seed(0)
+    gen, critic = MLPGenerator(latent_dim=2, hidden=16), MLPDiscriminator(hidden=16)
+    model = WGANGP(gen, critic, latent_dim=2, n_critic=2)
+    data = torch.randn(256, 2)
+    data[50] = float("nan")  # batch 3 of 16: generator step 2, critic step 2 of 2
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=6,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[NaNGuard()],
+        plugins=[MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))],
+    )
+    with pytest.raises(NonFiniteError) as info:
+        trainer.fit(model, DataLoader(data, batch_size=16))
+    assert str(info.value).startswith(
+        "non-finite d_loss (NaN or Inf) at generator step 2 (critic step 2 of 2) of WGANGP"
+    ), str(info.value)
