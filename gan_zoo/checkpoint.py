@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import pickle
 import zipfile
 from pathlib import Path
@@ -91,26 +92,97 @@ def build_model(config: dict[str, Any], path: str | Path = "<config>") -> GAN:
     return instantiate(config["model"], generator=generator, discriminator=discriminator)
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> GAN:
-    """Rebuild the trained LightningModule, of the right class, from a gan_zoo checkpoint.
+def load_model(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    *,
+    model_class: type[GAN] | None = None,
+    generator: torch.nn.Module | None = None,
+    discriminator: torch.nn.Module | None = None,
+    **model_kwargs: Any,
+) -> GAN:
+    """Rebuild the trained LightningModule, of the right class, from a checkpoint.
+
+    A checkpoint written by gan_zoo's ``train.py`` stores its run config, which rebuilds nets
+    and model. For one written by a plain ``lightning.Trainer`` (no stored config), pass the
+    class and fresh nets of the trained architecture, plus the constructor arguments that
+    shape the model (``latent_dim``; ``ema_decay > 0`` if it kept an EMA generator;
+    ``replay_size`` to get its replay buffer back); given nets also override a stored config.
 
     Only tensors and plain containers are read (``weights_only=True``): a checkpoint carrying
     pickled code is refused, never executed. The model is returned in eval mode.
 
     >>> model = load_model("outputs/.../checkpoints/last.ckpt")  # doctest: +SKIP
     >>> images = model.sample(64)  # (64, C, H, W) in [-1, 1]  # doctest: +SKIP
+    >>> model = load_model(  # a checkpoint of a plain lightning.Trainer  # doctest: +SKIP
+    ...     "lightning_logs/version_0/checkpoints/last.ckpt",
+    ...     model_class=WGANGP, generator=G, discriminator=D, latent_dim=128,
+    ... )
     """
     checkpoint = read_checkpoint(path)
-    config = checkpoint.get(CONFIG_KEY)
-    if not isinstance(config, dict) or "model" not in config or "net" not in config:
-        raise CheckpointError(
-            f"checkpoint {path} has no '{CONFIG_KEY}': it was not written by gan_zoo's train.py"
-        )
-    model = build_model(config, path)
+    nets = (model_class, generator, discriminator)
+    from_arguments = any(x is not None for x in nets) or bool(model_kwargs)
+    if from_arguments:
+        model = _model_from_arguments(checkpoint, Path(path), *nets, **model_kwargs)
+    else:
+        model = build_model(_stored_config(checkpoint, Path(path)), path)
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except (KeyError, RuntimeError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} does not fit its own config: {reason}") from None
+        reason = " ".join(str(err).split()) or type(err).__name__
+        source = "the nets and arguments given" if from_arguments else "its own config"
+        raise CheckpointError(f"checkpoint {path} does not fit {source}: {reason}") from None
     model.on_load_checkpoint(checkpoint)
     return model.to(map_location).eval()
+
+
+def _stored_config(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The run config ``train.py`` stored, or a one-line error saying how to load without it."""
+    config = checkpoint.get(CONFIG_KEY)
+    if not isinstance(config, dict) or "model" not in config or "net" not in config:
+        raise CheckpointError(
+            f"checkpoint {path} has no '{CONFIG_KEY}' (not written by gan_zoo's train.py): "
+            "pass the trained nets, e.g. load_model(path, model_class=NonSaturatingGAN, "
+            "generator=G, discriminator=D, latent_dim=...), or use "
+            "NonSaturatingGAN.load_from_checkpoint(path, generator=G, discriminator=D, "
+            "latent_dim=..., weights_only=True)"
+        )
+    return config
+
+
+def _model_from_arguments(
+    checkpoint: dict[str, Any],
+    path: Path,
+    model_class: type[GAN] | None,
+    generator: torch.nn.Module | None,
+    discriminator: torch.nn.Module | None,
+    **model_kwargs: Any,
+) -> GAN:
+    """``model_class(generator, discriminator, **model_kwargs)`` for the checkpoint's weights.
+
+    Hyperparameters the checkpoint saved (``save_hyperparameters`` in a subclass) fill in
+    constructor arguments not given, as in Lightning's ``load_from_checkpoint``.
+    """
+    if model_class is None or generator is None or discriminator is None:
+        given = {"model_class": model_class, "generator": generator, "discriminator": discriminator}
+        missing = [name for name, value in given.items() if value is None]
+        raise CheckpointError(
+            f"checkpoint {path}: load_model needs model_class, generator and discriminator "
+            f"together; missing {', '.join(missing)}"
+        )
+    if not (isinstance(model_class, type) and issubclass(model_class, GAN)):
+        raise CheckpointError(f"model_class={model_class!r} is not a gan_zoo.GAN subclass")
+    params = inspect.signature(model_class.__init__).parameters
+    saved = checkpoint.get("hyper_parameters") or {}
+    nets = ("generator", "discriminator")
+    kwargs = {k: v for k, v in dict(saved).items() if k in params and k not in nets}
+    kwargs |= model_kwargs
+    if "latent_dim" not in kwargs and hasattr(generator, "latent_dim"):
+        kwargs["latent_dim"] = generator.latent_dim
+    has_ema = any(k.startswith("generator_ema.") for k in checkpoint.get("state_dict", {}))
+    if has_ema and not kwargs.get("ema_decay"):
+        raise CheckpointError(
+            f"checkpoint {path} holds an EMA generator (generator_ema.*): pass ema_decay= "
+            "(the run's value, > 0) to load_model"
+        )
+    return model_class(generator=generator, discriminator=discriminator, **kwargs)

@@ -14,13 +14,21 @@ from torch import Tensor
 from gan_zoo.errors import check
 from gan_zoo.plotting import save_image_grid, save_scatter
 
+SCATTER_POINTS = 2000  # samples (and real points) in a toy-data plot
+
 
 class SampleGrid(pl.Callback):
     """Every ``every_n_steps`` generator steps (and at the end), draw samples from fixed noise.
 
     Images are saved as ``<run_dir>/samples/step_000500.png`` (``final.png`` at the end) and
     logged to W&B / TensorBoard. Low-dimensional data gets a matplotlib plot of real data against
-    samples instead. Rendering runs on global rank 0 only and uses no collective.
+    ``SCATTER_POINTS`` samples instead. Rendering runs on global rank 0 only and uses no collective.
+
+    All noise comes from a private generator seeded with ``seed``, never from the global RNG, so
+    rendering (or not, or at another interval, or on rank 0 only) leaves training bitwise
+    unchanged. The step of the last render is saved in checkpoints: with ``n_critic > 1`` the
+    first batches after a resume still sit at the checkpoint's generator step, whose grid the
+    interrupted run already drew.
 
     Args:
         every_n_steps: interval in generator steps (0 renders only at the end).
@@ -35,9 +43,16 @@ class SampleGrid(pl.Callback):
         self._last_step = -1
         self.last_path: Path | None = None
 
-    def _noise(self, latent_dim: int) -> Tensor:
+    def _noise(self, n: int, latent_dim: int) -> Tensor:
         gen = torch.Generator().manual_seed(self.seed)
-        return torch.randn(self.num_samples, latent_dim, generator=gen)  # (N, latent_dim)
+        return torch.randn(n, latent_dim, generator=gen)  # (n, latent_dim)
+
+    def state_dict(self) -> dict[str, Any]:
+        # Saved under checkpoint["callbacks"]["SampleGrid"] (Callback.state_key: the class name).
+        return {"last_step": self._last_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._last_step = int(state_dict.get("last_step", -1))
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
         step = trainer.global_step
@@ -47,25 +62,25 @@ class SampleGrid(pl.Callback):
             and step % self.every_n_steps == 0
             and step != self._last_step
         ):
+            self._last_step = step  # on every rank, so every rank's checkpoint state agrees
             self._render(trainer, pl_module, f"step_{step:06d}")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        self._last_step = trainer.global_step
         self._render(trainer, pl_module, "final")
 
     @rank_zero_only
     def _render(self, trainer: pl.Trainer, pl_module: Any, name: str) -> None:
-        self._last_step = trainer.global_step
-        samples = pl_module.sample(self.num_samples, z=self._noise(pl_module.latent_dim))
+        step, latent_dim = trainer.global_step, pl_module.latent_dim
+        samples = pl_module.sample(self.num_samples, z=self._noise(self.num_samples, latent_dim))
         out = Path(trainer.default_root_dir) / "samples" / f"{name}.png"
         if samples.dim() == 4:  # (N, C, H, W) images in [-1, 1]
             save_image_grid(samples, out)
-        else:  # (N, D) points
-            real = _real_samples(trainer, 2000)
-            save_scatter(
-                real, pl_module.sample(2000, z=None), out, title=f"step {trainer.global_step}"
-            )
+        else:  # (N, D) points: a denser cloud, from fixed noise too
+            fake = pl_module.sample(SCATTER_POINTS, z=self._noise(SCATTER_POINTS, latent_dim))
+            save_scatter(_real_samples(trainer, SCATTER_POINTS), fake, out, title=f"step {step}")
         self.last_path = out
-        _log_image(trainer, out, trainer.global_step)
+        _log_image(trainer, out, step)
 
 
 def _real_samples(trainer: pl.Trainer, n: int) -> Tensor | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import struct
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -29,18 +30,34 @@ def find_images(root: Path) -> list[Path]:
     )
 
 
-def is_readable_image(path: Path) -> bool:
-    """Whether PIL can identify ``path`` and its structure checks out, without decoding pixels.
+def image_problem(path: Path, mode: str = "RGB") -> str | None:
+    """Why ``path`` cannot be used as an image of PIL ``mode``, or None when it decodes fully.
 
-    ``verify()`` reads headers and chunk checksums, so a scan of many files stays cheap.
+    ``verify()`` checks headers and chunk checksums but decodes no pixels, so a JPEG cut short
+    passes it and only fails when ``__getitem__`` decodes it mid-training. So the file is opened
+    again and converted to ``mode``, which decodes every pixel, as training will.
     """
     try:
         with Image.open(path) as image:
             image.verify()
-    # PIL signals bad data with many exception types, depending on the format and the damage.
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError):
-        return False
-    return True
+        with Image.open(path) as image:
+            image.convert(mode)  # loads (decodes) the whole image
+    # PIL plugins signal damaged data with many exception types (OSError, SyntaxError,
+    # struct.error, IndexError, ...), depending on the format and the damage.
+    except Exception as err:
+        return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return None
+
+
+def scan_images(files: list[Path], mode: str) -> dict[Path, str]:
+    """The files of ``files`` that do not decode, mapped to the reason; decoded in threads.
+
+    PIL releases the GIL while decoding, so a few threads cut the scan of a large folder.
+    """
+    workers = min(8, os.cpu_count() or 1, max(1, len(files)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        problems = pool.map(lambda p: image_problem(p, mode), files)
+        return {p: reason for p, reason in zip(files, problems, strict=True) if reason}
 
 
 class ImageFileDataset(Dataset[torch.Tensor]):
@@ -69,7 +86,7 @@ class ImageFileDataset(Dataset[torch.Tensor]):
             with Image.open(path) as image:
                 pixels = self.transform(image.convert(self.mode))
         except OSError as err:
-            # verify() passes some damage (e.g. truncated JPEG data); name the file when it shows.
+            # The scan decoded it; a file changed or removed since then still names itself.
             raise OSError(f"could not decode image {path}: {err}") from err
         return uint8_to_float(pixels)
 
@@ -78,8 +95,9 @@ class ImageFolderDataModule(GANDataModule):
     """Every image file under ``root`` as float32 ``(B, channels, image_size, image_size)``.
 
     Extensions png/jpg/jpeg/bmp/webp/gif in any case are used; other files are ignored. At setup
-    each image is checked with PIL's ``verify()``; unreadable ones are skipped and counted in
-    ``num_skipped`` (one warning on rank zero), or with ``strict=True`` they are an error.
+    every image is decoded once (:func:`image_problem`), so truncated or corrupt files are found
+    before training, not mid-epoch: they are skipped and counted in ``num_skipped`` (one warning
+    on rank zero), or with ``strict=True`` the first one is a one-line error naming it.
 
     Args:
         root: directory searched recursively for images.
@@ -87,7 +105,7 @@ class ImageFolderDataModule(GANDataModule):
         channels: 1 (grayscale) or 3 (RGB); alpha is dropped.
         batch_size: samples per batch.
         num_workers: DataLoader worker processes (decoding is CPU-bound; use several on GPU).
-        strict: raise on the first setup if any image file is unreadable instead of skipping it.
+        strict: raise at setup if any image file is unreadable instead of skipping it.
     """
 
     def __init__(
@@ -125,22 +143,23 @@ class ImageFolderDataModule(GANDataModule):
             f"a directory containing images, but no image files were found "
             f"(accepted extensions: {', '.join(IMAGE_EXTENSIONS)}, any case, searched recursively)",
         )
-        unreadable = [p for p in candidates if not is_readable_image(p)]
-        if unreadable and self.strict:
-            shown = ", ".join(str(p) for p in unreadable[:5])
-            more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
-            raise ConfigValueError(
-                "root",
-                str(self.root),
-                f"only readable images (strict=True); unreadable: {shown}{more}",
-            )
+        unreadable = scan_images(candidates, CHANNEL_MODES[self.channels])
         if unreadable:
+            first, reason = next(iter(unreadable.items()))
+            more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
+            if self.strict:
+                raise ConfigValueError(
+                    "root",
+                    str(self.root),
+                    f"only readable images (strict=true): {first} is unreadable ({reason}){more}; "
+                    "data.strict=false skips unreadable files",
+                )
             rank_zero_warn(
                 f"ImageFolderDataModule skipped {len(unreadable)} unreadable image file(s) of "
-                f"{len(candidates)} under {self.root}, e.g. {unreadable[0]} (strict=true raises)"
+                f"{len(candidates)} under {self.root}, e.g. {first} ({reason}); data.strict=true "
+                "makes this an error"
             )
-        skipped = set(unreadable)
-        self.files = [p for p in candidates if p not in skipped]
+        self.files = [p for p in candidates if p not in unreadable]
         self.num_skipped = len(unreadable)
         check(
             len(self.files) > 0,

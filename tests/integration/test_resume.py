@@ -1,16 +1,16 @@
 """Exact resume: a resumed run ends bitwise where the uninterrupted run with the same seed ends.
 
-Each case trains 6 generator steps on a tiny toy2d model (checkpoints every 2 steps, 4 batches
-per epoch, a replay buffer), then resumes (a) from the step-2 checkpoint in a fresh run
-directory and (b) from a preemption checkpoint written by a real SIGTERM in the middle of an
-n_critic cycle, and compares the step-6 checkpoints tensor by tensor.
+Each case trains 6 generator steps on a tiny toy2d model (checkpoints and sample grids every 2
+steps, 4 batches per epoch, a replay buffer, an EMA generator, a decaying LR, a lazy penalty),
+then resumes (a) from the step-2 checkpoint in a fresh run directory and (b) from a preemption
+checkpoint written by a real SIGTERM in the middle of an n_critic cycle, and compares the step-6
+checkpoints tensor by tensor.
 """
 
 from __future__ import annotations
 
 import filecmp
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -23,7 +23,7 @@ from wandb.proto import wandb_internal_pb2 as pb
 
 from gan_zoo.checkpoint import read_checkpoint
 from gan_zoo.data.sampler import ResumableDataLoader, ResumableSampler
-from gan_zoo.resume import ResumeState, find_last_checkpoint, resolve_ckpt_path
+from gan_zoo.resume import ResumeState
 from tests.integration.exactness import (
     SIGNAL_AT,
     VARIANTS,
@@ -65,6 +65,10 @@ def test_resume_from_a_step_checkpoint_is_exact(
     # The checkpoint it started from was not rewritten (Lightning would, mid-cycle).
     started = resumed / "checkpoints" / "step000002.ckpt"
     assert filecmp.cmp(ckpts / "step000002.ckpt", started, shallow=False)
+    # Step 2's grid was drawn before its checkpoint: the batches still at step 2 (n_critic > 1)
+    # do not draw it again.
+    drawn = sorted(p.name for p in (resumed / "samples").iterdir())
+    assert drawn == ["final.png", "step_000004.png", "step_000006.png"]
 
 
 @pytest.mark.parametrize(("variant", "n_critic"), CASES)
@@ -81,7 +85,11 @@ def test_resume_from_a_mid_cycle_preemption_is_exact(
     assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
         {"epoch": at_batch // 4, "batches": at_batch % 4}
     ]
+    assert saved["callbacks"]["SampleGrid"] == {"last_step": 2}
+    grid = run / "samples" / "step_000002.png"
+    drawn_at = grid.stat().st_mtime_ns
     assert run_in_process(run, [*overrides, "ckpt_path=last"]) == "finished"
+    assert grid.stat().st_mtime_ns == drawn_at  # not drawn again after the resume
     assert_same_state(ckpts / "step000006.ckpt", run / "checkpoints" / "step000006.ckpt")
 
 
@@ -104,23 +112,6 @@ def test_without_the_rng_states_the_resumed_run_differs(
     a = read_checkpoint(ckpts / "step000006.ckpt")
     b = read_checkpoint(resumed / "checkpoints" / "step000006.ckpt")
     assert differences(a["state_dict"], b["state_dict"])
-
-
-def test_ckpt_path_last_finds_the_newest_checkpoint(tmp_path: Path) -> None:
-    assert resolve_ckpt_path("last", tmp_path) is None  # nothing yet: a fresh run
-    assert resolve_ckpt_path("/some/file.ckpt", tmp_path) == "/some/file.ckpt"
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    for i, name in enumerate(["step000002.ckpt", "last.ckpt", "step000004.ckpt"]):
-        (folder / name).write_bytes(b"x")
-        stamp = 1_000_000 + i
-        os.utime(folder / name, (stamp, stamp))
-    stale = folder / ".last.ckpt.tmp-123-abcd"  # an interrupted write
-    stale.write_bytes(b"half")
-    assert find_last_checkpoint(tmp_path) == folder / "step000004.ckpt"
-    assert not stale.exists()
-    os.utime(folder / "last.ckpt", (1_000_002, 1_000_002))  # a tie: last.ckpt wins
-    assert resolve_ckpt_path("last", tmp_path) == str(folder / "last.ckpt")
 
 
 def test_sampler_splits_every_epoch_over_ranks_and_resumes_mid_epoch() -> None:
@@ -174,11 +165,15 @@ def _wandb_records(path: Path) -> Iterator[pb.Record]:
             yield record
 
 
-def _logged_steps(run: Path) -> list[int]:
-    records = _wandb_records(run)
-    items = (item for r in records if r.HasField("history") for item in r.history.item)
-    keyed = ((i.key or "/".join(i.nested_key), i.value_json) for i in items)
-    return [int(json.loads(value)) for key, value in keyed if key == "trainer/global_step"]
+def _logged_steps(run: Path, prefix: str) -> list[int]:
+    """The ``trainer/global_step`` of every history record with a key starting with ``prefix``."""
+    steps = []
+    for record in _wandb_records(run):
+        if record.HasField("history"):
+            items = {i.key or "/".join(i.nested_key): i.value_json for i in record.history.item}
+            if any(key.startswith(prefix) for key in items):
+                steps.append(int(json.loads(items["trainer/global_step"])))
+    return steps
 
 
 def test_wandb_continues_the_same_run_and_no_step_goes_backwards(tmp_path: Path) -> None:
@@ -195,5 +190,8 @@ def test_wandb_continues_the_same_run_and_no_step_goes_backwards(tmp_path: Path)
     assert second.returncode == 0
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))  # named by start time
     assert len(runs) == 2 and len({r.name.rsplit("-", 1)[1] for r in runs}) == 1  # one run id
-    steps = [_logged_steps(next(r.glob("*.wandb"))) for r in runs]
+    files = [next(r.glob("*.wandb")) for r in runs]
+    steps = [_logged_steps(f, "train/") for f in files]
     assert steps == [[1, 2, 3, 4, 5, 6], [7, 8]]  # 5 and 6 were recomputed, not logged again
+    # Sample grids every 2 steps (step 6's not sent again), then final.png at step 8.
+    assert [_logged_steps(f, "samples/") for f in files] == [[2, 4, 6], [8, 8]]

@@ -14,18 +14,17 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from PIL import Image
 
 from gan_zoo.data import (
     CIFAR10DataModule,
     GANDataModule,
-    ImageFolderDataModule,
     MNISTDataModule,
     MNISTSubsetDataModule,
     Toy1DDataModule,
     Toy2DDataModule,
 )
 from gan_zoo.errors import ConfigValueError
+from tests.helpers import write_image_folder
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "data"
 
@@ -161,68 +160,6 @@ def test_cifar10_checks_md5_by_default(tmp_path: Path) -> None:
     assert info.value.key == "data_dir"
 
 
-# --- image folder ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def image_folder_root(tmp_path: Path) -> Path:
-    """5 readable images of mixed size, mode and extension (some nested), 1 corrupt, 1 text file."""
-    root = tmp_path / "images"
-    (root / "sub" / "deeper").mkdir(parents=True)
-    Image.new("RGB", (40, 30), (255, 0, 0)).save(root / "red.png")
-    Image.new("RGB", (70, 90), (0, 0, 255)).save(root / "sub" / "blue.JPG", quality=100)
-    Image.new("L", (20, 20), 255).save(root / "sub" / "deeper" / "white.png")
-    Image.new("RGBA", (33, 50), (0, 255, 0, 128)).save(root / "sub" / "green.png")
-    Image.new("RGB", (64, 16), (0, 0, 0)).save(root / "black.bmp")
-    (root / "broken.png").write_bytes(np.random.default_rng(0).bytes(500))
-    (root / "notes.txt").write_text("not an image")
-    return root
-
-
-def test_image_folder_finds_resizes_and_skips(image_folder_root: Path) -> None:
-    dm = ImageFolderDataModule(str(image_folder_root), image_size=16, channels=3, batch_size=2)
-    assert dm.sample_shape == (3, 16, 16)
-    with pytest.warns(UserWarning, match="skipped 1 unreadable image file"):
-        dm.setup("fit")
-    assert len(dm.files) == 5 and dm.num_skipped == 1
-    names = {"red.png", "blue.JPG", "white.png", "green.png", "black.bmp"}
-    assert {p.name for p in dm.files} == names
-
-    items = {p.name: dm.dataset[i] for i, p in enumerate(dm.files)}  # type: ignore[index]
-    assert all(x.shape == (3, 16, 16) and x.dtype == torch.float32 for x in items.values())
-    assert torch.equal(items["red.png"][:, 0, 0], torch.tensor([1.0, -1.0, -1.0]))
-    # RGBA (0, 255, 0, 128): the alpha is dropped, not blended.
-    assert torch.equal(items["green.png"][:, 0, 0], torch.tensor([-1.0, 1.0, -1.0]))
-    assert torch.all(items["white.png"] == 1) and torch.all(items["black.bmp"] == -1)
-    assert first_batch(dm).shape == (2, 3, 16, 16)
-
-
-def test_image_folder_grayscale(image_folder_root: Path) -> None:
-    dm = ImageFolderDataModule(str(image_folder_root), image_size=8, channels=1, batch_size=5)
-    with pytest.warns(UserWarning):
-        batch = first_batch(dm)
-    assert batch.shape == (5, 1, 8, 8) and batch.min() >= -1 and batch.max() <= 1
-
-
-def test_image_folder_strict_names_the_corrupt_file(image_folder_root: Path) -> None:
-    dm = ImageFolderDataModule(str(image_folder_root), image_size=8, batch_size=2, strict=True)
-    with pytest.raises(ConfigValueError, match="broken.png") as info:
-        dm.setup("fit")
-    assert info.value.key == "root"
-
-
-def test_image_folder_missing_or_empty_root(tmp_path: Path) -> None:
-    with pytest.raises(ConfigValueError, match="an existing directory") as info:
-        ImageFolderDataModule(str(tmp_path / "nope"))
-    assert info.value.key == "root"
-
-    (tmp_path / "notes.txt").write_text("no images here")
-    dm = ImageFolderDataModule(str(tmp_path))
-    with pytest.raises(ConfigValueError, match=r"no image files were found.*\.png") as info:
-        dm.setup("fit")
-    assert info.value.key == "root"
-
-
 # --- toy data ----------------------------------------------------------------------------------
 
 
@@ -349,7 +286,7 @@ def test_trainer_drives_the_hooks(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("config", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
-def test_config_instantiates(config: Path, image_folder_root: Path, tmp_path: Path) -> None:
+def test_config_instantiates(config: Path, tmp_path: Path) -> None:
     node = OmegaConf.load(config)
     target = hydra.utils.get_class(node._target_)
     params = set(inspect.signature(target).parameters)
@@ -358,7 +295,7 @@ def test_config_instantiates(config: Path, image_folder_root: Path, tmp_path: Pa
 
     cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path)}, "data": node})
     if OmegaConf.is_missing(cfg.data, "root"):
-        cfg.data.root = str(image_folder_root)
+        cfg.data.root = str(write_image_folder(tmp_path / "images"))
     dm = hydra.utils.instantiate(cfg.data)
     assert dm.batch_size == (512 if config.stem.startswith("toy") else 64)
     if "data_dir" in node:
