@@ -23,8 +23,13 @@ from gan_zoo.checkpoint import CheckpointError, load_model, read_checkpoint
 from gan_zoo.errors import ConfigValueError, check
 from gan_zoo.metrics import distributed
 from gan_zoo.metrics.fidelity import FidelityMetrics
+from gan_zoo.metrics.inception import InceptionWeightsError
 from gan_zoo.metrics.protocol import protocol, sampled_from, score_generator
 from gan_zoo.metrics.reference import prepare_reference, train_set
+
+# The way out of a weights error, in evaluate.py's keys: it has no switch that avoids InceptionV3
+# (metrics.fid and metrics.isc both need it, and at least one must be on).
+EVALUATE_FIX = "set metrics.inception_weights=PATH (evaluate.py needs InceptionV3 for FID and IS)"
 
 
 def check_settings(metrics: dict[str, Any]) -> None:
@@ -109,6 +114,19 @@ def _worker(
             return {"error": str(err)}
 
 
+def _load_metric(metrics: dict[str, Any]) -> FidelityMetrics:
+    try:
+        return FidelityMetrics(
+            fid=metrics["fid"],
+            isc=metrics["isc"],
+            inception_weights=metrics["inception_weights"],
+            isc_splits=metrics["isc_splits"],
+            batch_size=metrics["batch_size"],
+        )
+    except InceptionWeightsError as err:
+        raise err.with_fix(EVALUATE_FIX) from None
+
+
 def _score(
     fabric: Fabric, ckpt_path: str, data_cfg: dict[str, Any], metrics: dict[str, Any]
 ) -> dict[str, Any]:
@@ -121,15 +139,7 @@ def _score(
         ckpt_path,
         f"a checkpoint of an image GAN (1 or 3 channels); its data has shape {shape}",
     )
-    metric = distributed.run_everywhere(
-        lambda: FidelityMetrics(
-            fid=metrics["fid"],
-            isc=metrics["isc"],
-            inception_weights=metrics["inception_weights"],
-            isc_splits=metrics["isc_splits"],
-            batch_size=metrics["batch_size"],
-        ).to(fabric.device)
-    )
+    metric = distributed.run_everywhere(lambda: _load_metric(metrics).to(fabric.device))
     num, num_real, reference = metrics["num_samples"], None, None
     if metric.fid:
         size = len(distributed.run_everywhere(lambda: train_set(datamodule)))  # type: ignore[arg-type]

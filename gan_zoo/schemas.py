@@ -21,6 +21,7 @@ from typing import Any, Literal
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from gan_zoo.callbacks.fidelity import FidelityCallback
 from gan_zoo.errors import ConfigValueError, check
 from gan_zoo.hints import (
     allows_none,
@@ -28,6 +29,7 @@ from gan_zoo.hints import (
     dataclass_in,
     describe,
     dict_in,
+    locate,
     matches,
     signature_hints,
 )
@@ -50,7 +52,7 @@ class OptimizerSchema:
     """``model.*_optimizer``: a ``torch.optim`` class with ``_partial_: true``."""
 
     lr: float = spec(gt=0)
-    betas: list[float] = spec(ge=0, lt=1, valid="two numbers in [0, 1)")
+    betas: tuple[float, float] = spec(ge=0, lt=1, valid="two numbers in [0, 1)")
     eps: float = spec(gt=0)
     weight_decay: float = spec(ge=0)
     momentum: float = spec(ge=0)
@@ -158,6 +160,23 @@ class CallbackSchema:
 
 
 @dataclass
+class FidelityCallbackSchema(CallbackSchema):
+    """``callbacks.fid`` / ``callbacks.is``: FID and IS need at least 2 samples on each side."""
+
+    num_samples: int = spec(ge=2, also=("auto",))
+    num_real: int = spec(ge=2, also=("auto",))
+
+
+@dataclass
+class MetricsSchema:
+    """``metrics``: settings shared by ``callbacks.fid`` and ``callbacks.is``."""
+
+    inception_weights: str | None = spec(
+        valid="a path to torch-fidelity InceptionV3 weights, or null"
+    )
+
+
+@dataclass
 class LoggerSchema:
     """``logger.<name>``: CSV, TensorBoard or W&B."""
 
@@ -210,10 +229,18 @@ class TrainSchema:
     trainer: TrainerSchema | None = None
     logger: dict[str, LoggerSchema] | None = None
     callbacks: dict[str, CallbackSchema] | None = None
+    metrics: MetricsSchema | None = None
     paths: PathsSchema | None = None
     nan_guard: NaNGuardSchema | None = None
     preemption: PreemptionSchema | None = None
     checkpoint_io: TargetOnlySchema | None = None
+
+
+# Narrower schemas for nodes whose _target_ subclasses a given class, where a key's valid range
+# depends on the class: (general schema, target base class, narrower schema).
+TARGET_SCHEMAS: tuple[tuple[type, type, type], ...] = (
+    (CallbackSchema, FidelityCallback, FidelityCallbackSchema),  # a sample grid of 1 is fine
+)
 
 
 def validate_config(cfg: DictConfig) -> dict[str, Any]:
@@ -232,6 +259,7 @@ def validate_config(cfg: DictConfig) -> dict[str, Any]:
 
 def validate_node(schema: type, node: Mapping[str, Any], prefix: str) -> None:
     """Check the mapping ``node`` (at config key ``prefix``) against the dataclass ``schema``."""
+    schema = _narrowed(schema, node)
     fields = {f.name: f for f in dataclasses.fields(schema)}
     hints = typing.get_type_hints(schema)
     signature = signature_hints(node, prefix) if "_target_" in node else None
@@ -250,6 +278,14 @@ def validate_node(schema: type, node: Mapping[str, Any], prefix: str) -> None:
             close = difflib.get_close_matches(str(name), fields, n=1)
             known = f"did you mean {close[0]!r}?" if close else ", ".join(sorted(fields))
             raise ConfigValueError(key, value, f"a known key ({known})")
+
+
+def _narrowed(schema: type, node: Mapping[str, Any]) -> type:
+    target = locate(node.get("_target_"))
+    for general, base, narrow in TARGET_SCHEMAS:
+        if schema is general and isinstance(target, type) and issubclass(target, base):
+            return narrow
+    return schema
 
 
 def _check_field(hint: Any, meta: Mapping[str, Any], value: Any, key: str) -> None:

@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from gan_zoo.errors import check
 from gan_zoo.metrics import distributed
 from gan_zoo.metrics.fidelity import FidelityMetrics
+from gan_zoo.metrics.inception import InceptionWeightsError
 from gan_zoo.metrics.protocol import (
     fid_name,
     for_names,
@@ -42,6 +43,10 @@ AUTO = {
     "gpu": {"every_n_steps": 1000, "num_samples": 10000},
     "cpu": {"every_n_steps": 0, "num_samples": 128},
 }
+# The way out of a weights error, in train.py's keys (configs/train.yaml, callbacks/default.yaml).
+TRAIN_FIX = (
+    "set metrics.inception_weights=PATH, or turn the metrics off with ~callbacks.fid ~callbacks.is"
+)
 
 
 def _datamodule(trainer: pl.Trainer) -> Any:
@@ -83,12 +88,8 @@ class FidelityCallback(pl.Callback):
         _auto_or_int(every_n_steps, "every_n_steps", 0)
         _auto_or_int(num_samples, "num_samples", 2)
         check(isinstance(seed, int) and seed >= 0, "seed", seed, "an integer >= 0")
-        check(
-            isinstance(batch_size, int) and batch_size >= 1,
-            "batch_size",
-            batch_size,
-            "an integer >= 1",
-        )
+        positive = isinstance(batch_size, int) and batch_size >= 1
+        check(positive, "batch_size", batch_size, "an integer >= 1")
         self.every_n_steps, self.num_samples = every_n_steps, num_samples
         self.seed, self.batch_size, self.inception_weights = seed, batch_size, inception_weights
         # "auto" resolved for the device at setup; the settings above stay as configured.
@@ -127,18 +128,23 @@ class FidelityCallback(pl.Callback):
             return
         self._resolve(trainer, group)
         fid = any(isinstance(c, FIDCallback) for c in group)
+        isc = any(isinstance(c, ISCallback) for c in group)
         try:  # every rank loads, and all agree, so no rank is left alone in a later collective
-            self.metric = distributed.run_everywhere(
-                lambda: FidelityMetrics(
-                    fid=fid,
-                    isc=any(isinstance(c, ISCallback) for c in group),
-                    inception_weights=self.inception_weights,
-                    isc_splits=self.splits,
-                    batch_size=self.batch_size,
-                )
-            )
+            self.metric = distributed.run_everywhere(lambda: self._load(fid, isc))
         except distributed.FidelityError as err:
             rank_zero_warn(f"FID/IS turned off, training goes on: {err}")
+
+    def _load(self, fid: bool, isc: bool) -> FidelityMetrics:
+        try:
+            return FidelityMetrics(
+                fid=fid,
+                isc=isc,
+                inception_weights=self.inception_weights,
+                isc_splits=self.splits,
+                batch_size=self.batch_size,
+            )
+        except InceptionWeightsError as err:
+            raise err.with_fix(TRAIN_FIX) from None
 
     def _resolve(self, trainer: pl.Trainer, group: list[FidelityCallback]) -> None:
         """Settle "auto" for the device and check the counts against the data, before loading."""
@@ -157,6 +163,18 @@ class FidelityCallback(pl.Callback):
         if fid_member is not None:
             self.num_real = fid_member.resolve_num_real(trainer, self.count)
             self.cache_dir = fid_member.cache_dir
+
+    # ------------------------------------------------------------------ checkpoint state
+    def state_dict(self) -> dict[str, Any]:
+        """The last evaluated generator step, so a resumed run does not score that step again.
+
+        With ``n_critic > 1`` (or a mid-cycle preemption checkpoint) the first batches after a
+        resume end at the checkpoint's generator step; without this they would log it twice.
+        """
+        return {"last_step": self._last_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._last_step = int(state_dict.get("last_step", -1))
 
     # ------------------------------------------------------------------ schedule
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
@@ -297,10 +315,5 @@ class ISCallback(FidelityCallback):
         inception_weights: str | None = None,
     ) -> None:
         super().__init__(every_n_steps, num_samples, seed, batch_size, inception_weights)
-        check(
-            isinstance(splits, int) and splits >= 1,
-            "splits",
-            splits,
-            "an integer >= 1",
-        )
+        check(isinstance(splits, int) and splits >= 1, "splits", splits, "an integer >= 1")
         self.splits = splits

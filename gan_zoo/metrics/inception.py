@@ -37,22 +37,35 @@ URL_ENV = "GAN_ZOO_INCEPTION_URL"
 DOWNLOAD_TIMEOUT_S = 15.0
 
 
+# How to point the Python API at a file; CLIs name their own keys (InceptionWeightsError.with_fix).
+API_FIX = "pass inception_weights=PATH"
+
+
 class InceptionWeightsError(RuntimeError):
-    """The InceptionV3 weights are missing, unreadable or unsafe; the message is one line."""
+    """The InceptionV3 weights are missing, unreadable or unsafe; the message is one line.
+
+    ``problem`` says what is wrong. When ``where`` is set (where the official file belongs), the
+    message goes on: put the file there, or ``fix``. ``fix`` defaults to the Python API's
+    argument; a command-line entry point swaps in its own keys and off switch with
+    :meth:`with_fix`, so the hint names what the user can actually type.
+
+    >>> str(InceptionWeightsError("no weights", Path("/w.pth")).with_fix("set x=PATH"))
+    'no weights; put the official file (https://...) at /w.pth, or set x=PATH'
+    """
+
+    def __init__(self, problem: str, where: Path | None = None, fix: str = API_FIX) -> None:
+        self.problem, self.where, self.fix = problem, where, fix
+        hint = f"; put the official file ({URL_INCEPTION_V3}) at {where}, or {fix}" if where else ""
+        super().__init__(problem + hint)
+
+    def with_fix(self, fix: str) -> InceptionWeightsError:
+        """The same error, ending with ``fix`` as the way out."""
+        return InceptionWeightsError(self.problem, self.where, fix)
 
 
 def default_weights_path() -> Path:
     """Where torch.hub (and so torch-fidelity) keeps the official weights file."""
     return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILENAME
-
-
-def _hint(where: Path) -> str:
-    return (
-        f"put the official file ({URL_INCEPTION_V3}) at {where}, or pass inception_weights=PATH "
-        "(train.py: callbacks.fid.inception_weights and callbacks.is.inception_weights; "
-        "evaluate.py: metrics.inception_weights), or turn the metrics off with "
-        "~callbacks.fid ~callbacks.is"
-    )
 
 
 def download_weights(url: str, dest: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
@@ -83,8 +96,8 @@ def resolve_weights(
 ) -> Path:
     """The weights file to load: ``path`` if given, else the official file, downloaded once.
 
-    Raises :class:`InceptionWeightsError` (one line: where to put the file, or how to turn the
-    metrics off) when ``path`` does not exist or the download fails.
+    Raises :class:`InceptionWeightsError` (one line: where to put the file, or what else to do)
+    when ``path`` does not exist or the download fails.
     """
     if path is not None:
         given = Path(path).expanduser()
@@ -104,8 +117,7 @@ def resolve_weights(
     except (OSError, ValueError) as err:  # URLError, timeouts and refusals are OSErrors
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InceptionWeightsError(
-            f"no InceptionV3 weights at {cached} and downloading {url} failed ({reason}); "
-            + _hint(cached)
+            f"no InceptionV3 weights at {cached} and downloading {url} failed ({reason})", cached
         ) from None
 
 
@@ -129,12 +141,11 @@ def load_extractor(path: Path, features: list[str]) -> FeatureExtractorInception
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InceptionWeightsError(
-            f"InceptionV3 weights {path} are corrupt or unsafe ({reason}); " + _hint(path)
+            f"InceptionV3 weights {path} are corrupt or unsafe ({reason})", path
         ) from None
     if not isinstance(state, dict) or "fc.weight" not in state:
         raise InceptionWeightsError(
-            f"InceptionV3 weights {path} are not a torch-fidelity InceptionV3 state dict; "
-            + _hint(path)
+            f"InceptionV3 weights {path} are not a torch-fidelity InceptionV3 state dict", path
         )
     try:
         extractor = FeatureExtractorInceptionV3(

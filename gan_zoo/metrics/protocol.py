@@ -1,10 +1,11 @@
 """The generated side of FID/IS, shared by the training callbacks and ``evaluate.py``.
 
 Fake ``i`` is the generator applied to row ``i`` of a fixed noise sequence: the rows come in
-chunks of ``NOISE_CHUNK``, chunk ``k`` drawn from its own generator seeded by ``(seed, k)``. A
-rank draws only the chunks its batches touch, so under DDP each rank generates
-``num_samples / world_size`` fakes from rank-distinct seeds, and the union over ranks is exactly
-the fakes of a 1-process run with the same seed, whatever the number of ranks.
+chunks of ``NOISE_CHUNK``, chunk ``k`` drawn from its own generator seeded by ``(seed, k)``, so a
+row's noise does not depend on who draws it. Under DDP rank ``r`` generates the ``r``-th
+contiguous share of the ``num_samples`` rows (``num_samples / world_size`` of them, give or take
+one), drawing only the chunks its rows touch: the ranks' fakes differ, and their union in rank
+order is exactly the fakes of a 1-process run with the same seed, whatever the number of ranks.
 """
 
 from __future__ import annotations
@@ -53,15 +54,15 @@ def add_fake_images(
     seed: int,
     batch_size: int,
 ) -> None:
-    """Rank-local: generate this rank's block of whole batches and feed it to ``metric``.
+    """Rank-local: generate this rank's share of the fakes and feed it to ``metric``.
 
-    Whole, globally numbered batches keep every image's Inception batch the same at any
-    number of ranks, so features (not only fakes) match the 1-process run.
+    Batches start at the share's first row, so at a rank boundary an image can meet other
+    neighbours in its generator and InceptionV3 batches than in a 1-process run: features then
+    agree to float32 rounding (batch-size-dependent kernels), not always bit for bit.
     """
     rank, world = distributed.rank_and_world()
-    for batch in distributed.shard(-(-num_samples // batch_size), rank, world):
-        start, stop = batch * batch_size, min((batch + 1) * batch_size, num_samples)
-        metric.update(sample(fake_noise(seed, start, stop, latent_dim)), real=False)
+    for rows in distributed.shard_batches(num_samples, batch_size, rank, world):
+        metric.update(sample(fake_noise(seed, rows.start, rows.stop, latent_dim)), real=False)
 
 
 def score_generator(

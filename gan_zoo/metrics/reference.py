@@ -32,15 +32,22 @@ log = logging.getLogger(__name__)
 
 SPLIT = "train"  # gan_zoo data modules expose their training split only
 CACHE_FORMAT = 1
-# Attributes that change how data is loaded, not which images it holds.
-_LOADING_ONLY = {
-    "trainer",
-    "batch_size",
-    "num_workers",
-    "download",
-    "prepare_data_per_node",
-    "allow_zero_length_dataloader_with_multiple_devices",
-}
+# The data-module attributes that decide which images the training set holds: gan_zoo.data's
+# constructor arguments, and the sample shape. Listed rather than excluded, so loader settings
+# (batch_size, or shuffle_seed, which train.py sets to the run's seed) never split the cache. A
+# data module with other settings is still told apart by its class, size and content fingerprint.
+_IDENTITY = (
+    "data_dir",
+    "root",
+    "image_size",
+    "channels",
+    "sample_shape",
+    "name",
+    "num_samples",
+    "seed",
+    "means",
+    "std",
+)
 _FINGERPRINT_SAMPLES = 4
 
 
@@ -75,16 +82,17 @@ def real_indices(size: int, n: int) -> torch.Tensor:
 def dataset_identity(datamodule: Any) -> str:
     """Class, public settings, size and a content fingerprint of a data module's training set.
 
-    GANDataModules have no name, so the class and its simple public attributes stand in for one
-    (``data_dir``, ``root``, ``image_size``...; loader settings such as ``batch_size`` excluded);
-    the size and a hash of the first reference images catch data that changed on disk.
+    GANDataModules have no name, so the class and the attributes in ``_IDENTITY`` that it has
+    stand in for one (``data_dir``, ``image_size``...; never loader settings such as
+    ``batch_size`` or ``shuffle_seed``); the size and a hash of the first reference images catch
+    data that changed on disk.
     """
     cls = type(datamodule)
-    settings = {
-        k: str(v) if isinstance(v, Path) else v
-        for k, v in sorted(vars(datamodule).items())
-        if not k.startswith("_") and k not in _LOADING_ONLY and _simple(v)
-    }
+    settings = {}
+    for name in _IDENTITY:
+        value = getattr(datamodule, name, None)
+        if value is not None and _simple(value):
+            settings[name] = str(value) if isinstance(value, Path) else value
     dataset = train_set(datamodule)
     size = len(cast(Sized, dataset))
     digest = hashlib.sha256()
@@ -159,10 +167,9 @@ def save_reference(path: Path, key: str, stats: FeatureStatistics) -> None:
 def add_real_images(
     metric: FidelityMetrics, dataset: Dataset[torch.Tensor], indices: torch.Tensor, batch_size: int
 ) -> None:
-    """Rank-local: feed this rank's share of ``indices`` (whole batches, in order) to ``metric``."""
-    rank, world = distributed.rank_and_world()
-    batches = distributed.shard(-(-len(indices) // batch_size), rank, world)
-    mine = indices[batches.start * batch_size : batches.stop * batch_size].tolist()
+    """Rank-local: feed this rank's contiguous share of ``indices`` to ``metric``, in order."""
+    share = distributed.shard(len(indices), *distributed.rank_and_world())
+    mine = indices[share.start : share.stop].tolist()
     loader = DataLoader(Subset(dataset, mine), batch_size=batch_size, shuffle=False)
     for images in loader:  # (B, C, H, W) float in [-1, 1]
         metric.update(images, real=True)

@@ -17,7 +17,7 @@ from gan_zoo.errors import ConfigValueError
 from gan_zoo.metrics import write_random_weights
 from gan_zoo.metrics.inception import URL_ENV
 from gan_zoo.training import train
-from tests.helpers import FAST, compose_train
+from tests.helpers import FAST_WITH_METRICS, compose_train
 
 OFF_WARNING = "FID/IS turned off, training goes on"
 
@@ -39,8 +39,10 @@ def no_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def metric_overrides(weights: Path, cache: Path, num: int = 4, every: int = 2) -> list[str]:
-    both = [f"inception_weights={weights}", f"num_samples={num}", f"every_n_steps={every}"]
+    """Both callbacks on ``num`` fakes every ``every`` steps, weights set as a user would."""
+    both = [f"num_samples={num}", f"every_n_steps={every}"]
     return [f"callbacks.{cb}.{o}" for cb in ("fid", "is") for o in both] + [
+        f"metrics.inception_weights={weights}",  # train.yaml's one switch for both callbacks
         "callbacks.is.splits=2",
         f"callbacks.fid.cache_dir={cache}",
     ]
@@ -59,7 +61,7 @@ def test_metrics_log_protocol_names_summary_and_reuse_the_cache(
     inception_weights: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    overrides = FAST + metric_overrides(inception_weights, tmp_path / "cache")
+    overrides = FAST_WITH_METRICS + metric_overrides(inception_weights, tmp_path / "cache")
     train(compose_train(overrides, run_dir=tmp_path / "first"))
     rows = read_metrics(tmp_path / "first")
     # debug=fast trains 4 generator steps: evaluations at 2 and 4, the end not repeated.
@@ -75,6 +77,8 @@ def test_metrics_log_protocol_names_summary_and_reuse_the_cache(
     assert fid_protocol["num_fakes"] == 4 and fid_protocol["real_n"] == 4
     assert fid_protocol["real_split"] == "train" and "tf1x-bilinear-299" in fid_protocol["resize"]
     assert "inception-v3-compat" in fid_protocol["extractor"]
+    assert fid_protocol["weights"].startswith(f"{inception_weights.name} sha256:")
+    assert fid_protocol["generator"] == "generator"  # no EMA in this run
     assert "MNISTSubsetDataModule" in fid_protocol["real_cache_key"]
     is_protocol = hparams["metric_protocol"]["val/is_4"]
     assert is_protocol["is_splits"] == 2 and "real_n" not in is_protocol
@@ -92,18 +96,23 @@ def test_metrics_log_protocol_names_summary_and_reuse_the_cache(
 def test_without_weights_the_job_warns_once_and_trains_on(
     no_weights: None, tmp_path: Path, recwarn: pytest.WarningsRecorder
 ) -> None:
-    result = train(compose_train(FAST, run_dir=tmp_path))  # the default callbacks, no overrides
+    result = train(
+        compose_train(FAST_WITH_METRICS, run_dir=tmp_path)
+    )  # the default callbacks, no overrides
     assert result["last_ckpt"] is not None
     warnings = [str(w.message) for w in recwarn if OFF_WARNING in str(w.message)]
     assert len(warnings) == 1 and "\n" not in warnings[0]
-    assert "callbacks.fid.inception_weights" in warnings[0] and "~callbacks.fid" in warnings[0]
+    assert warnings[0].endswith(
+        "or set metrics.inception_weights=PATH, or turn the metrics off with "
+        "~callbacks.fid ~callbacks.is"
+    )
     assert not any(k.startswith("val/") for k in read_metrics(tmp_path)[0])
 
 
 def test_toy_data_turns_the_metrics_off_without_looking_for_weights(
     no_weights: None, tmp_path: Path, recwarn: pytest.WarningsRecorder
 ) -> None:
-    train(compose_train(FAST + ["data=toy2d"], run_dir=tmp_path))
+    train(compose_train(FAST_WITH_METRICS + ["data=toy2d"], run_dir=tmp_path))
     assert not any(OFF_WARNING in str(w.message) for w in recwarn)
     assert not any(k.startswith("val/") for k in read_metrics(tmp_path)[0])
 
@@ -111,7 +120,10 @@ def test_toy_data_turns_the_metrics_off_without_looking_for_weights(
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("callbacks.fid.num_samples=1", "callbacks.fid.num_samples=1 is invalid: expected 'auto'"),
+        (
+            "callbacks.fid.num_samples=1",
+            "callbacks.fid.num_samples=1 is invalid: expected an integer >= 2, or 'auto'",
+        ),
         ("callbacks.is.every_n_steps=-5", "callbacks.is.every_n_steps=-5 is invalid"),
         ("callbacks.is.splits=0", "callbacks.is.splits=0 is invalid: expected an integer >= 1"),
         (
@@ -123,7 +135,7 @@ def test_toy_data_turns_the_metrics_off_without_looking_for_weights(
 )
 def test_bad_metric_settings_are_one_line_errors(override: str, message: str, tmp_path) -> None:
     with pytest.raises(ConfigValueError) as err:
-        train(compose_train(FAST + [override], run_dir=tmp_path))
+        train(compose_train(FAST_WITH_METRICS + [override], run_dir=tmp_path))
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
 
 
@@ -134,7 +146,7 @@ def test_two_process_training_logs_metrics_without_hanging(
     overrides = metric_overrides(inception_weights, tmp_path / "cache")
     result = run_cli(
         "train.py",
-        *FAST,
+        *FAST_WITH_METRICS,
         *overrides,
         "trainer.accelerator=cpu",
         "trainer.devices=2",

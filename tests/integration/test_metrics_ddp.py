@@ -2,8 +2,11 @@
 
 Two CPU processes are spawned with ``torch.multiprocessing`` and joined under a deadline, so a
 deadlock fails the test instead of stalling the suite. InceptionV3 is torch-fidelity's real
-extractor with seeded random weights; both runs use one thread per process, so every image's
-features are computed identically and only the order of the float64 sums differs.
+extractor with seeded random weights; both runs use one thread per process. The 6 fakes are
+split 3 + 3 (by count, not in whole batches of 2), so fake 2 meets InceptionV3 alone on rank 0
+but paired with fake 3 in 1 process: its pool features come out the same, its logits (a
+batch-of-one matrix product) differ by float32 rounding, ~1e-5, which moved IS by ~6e-9 (mean)
+and ~5e-7 (std over 2 splits) relative when this was written.
 """
 
 from __future__ import annotations
@@ -137,6 +140,6 @@ def test_two_processes_equal_one_and_failures_never_hang(inception_weights, tmp_
     finally:
         torch.set_num_threads(threads)
     assert two["fid"] == pytest.approx(one["fid"], rel=1e-6)
-    assert two["is_mean"] == pytest.approx(one["is_mean"], rel=1e-9)
-    assert two["is_std"] == pytest.approx(one["is_std"], rel=1e-9)
+    assert two["is_mean"] == pytest.approx(one["is_mean"], rel=1e-6)
+    assert two["is_std"] == pytest.approx(one["is_std"], rel=1e-5)  # a std of 2 splits, ~0.02
     assert reused["reference"] == "cache" and reused["fid"] == pytest.approx(one["fid"], rel=1e-6)

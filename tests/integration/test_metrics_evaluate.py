@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from hydra import compose, initialize_config_dir
 from gan_zoo.errors import ConfigValueError
 from gan_zoo.evaluation import evaluate
 from gan_zoo.metrics import write_random_weights
+from gan_zoo.metrics.inception import URL_ENV, URL_INCEPTION_V3
 from gan_zoo.training import train
 from tests.helpers import CONFIG_DIR, FAST, ROOT, compose_train
 
@@ -34,7 +36,7 @@ def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
     run_dir = tmp_path_factory.mktemp("run")
-    overrides = [*FAST, "~callbacks.fid", "~callbacks.is", "logger=none"]
+    overrides = [*FAST, "logger=none"]  # FAST turns FID/IS off
     return train(compose_train(overrides, run_dir=run_dir))["last_ckpt"]
 
 
@@ -55,8 +57,10 @@ def compose_evaluate(overrides: list[str]):
         return compose("evaluate", overrides=overrides)
 
 
-def run_evaluate(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GAN_ZOO_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+def run_evaluate(
+    *args: str, cache: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GAN_ZOO_CACHE": str(cache), "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, str(ROOT / "evaluate.py"), *args],
         cwd=ROOT,
@@ -112,6 +116,25 @@ def test_missing_checkpoint_is_one_line_on_stderr(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"error: checkpoint {tmp_path / 'nope.ckpt'} does not exist"
     ]
+
+
+def test_without_weights_the_one_line_error_names_evaluate_py_keys(checkpoint, tmp_path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on: the download is refused at once
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/weights.pth"
+    offline = {"TORCH_HOME": str(tmp_path / "torch"), URL_ENV: url}
+    args = (f"ckpt_path={checkpoint}", "metrics.num_samples=20", "trainer.accelerator=cpu")
+    result = run_evaluate(*args, cache=tmp_path, env=offline)
+    assert result.returncode == 2 and result.stdout == ""
+    last = result.stderr.strip().splitlines()[-1]
+    where = tmp_path / "torch" / "hub" / "checkpoints" / "weights-inception-2015-12-05-6726825d.pth"
+    assert last.startswith(f"error: no InceptionV3 weights at {where} and downloading {url}")
+    # evaluate.py's own key, and no train.py switch (~callbacks...) it would not understand.
+    assert last.endswith(
+        f"put the official file ({URL_INCEPTION_V3}) at {where}, or set "
+        "metrics.inception_weights=PATH (evaluate.py needs InceptionV3 for FID and IS)"
+    )
+    assert "callbacks" not in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(

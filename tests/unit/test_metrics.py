@@ -18,9 +18,17 @@ import torch
 from torch_fidelity.metric_fid import fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_features_to_metric
 
+from gan_zoo.callbacks import FIDCallback
 from gan_zoo.errors import ConfigValueError
-from gan_zoo.metrics import FeatureStatistics, frechet_distance, inception_score, to_uint8_rgb
-from gan_zoo.metrics.distributed import shard
+from gan_zoo.evaluation import _load_metric
+from gan_zoo.metrics import (
+    FeatureStatistics,
+    distributed,
+    frechet_distance,
+    inception_score,
+    to_uint8_rgb,
+)
+from gan_zoo.metrics.distributed import shard, shard_batches
 from gan_zoo.metrics.inception import (
     URL_ENV,
     InceptionWeightsError,
@@ -28,7 +36,7 @@ from gan_zoo.metrics.inception import (
     load_extractor,
     resolve_weights,
 )
-from gan_zoo.metrics.protocol import NOISE_CHUNK, fake_noise, fid_name, is_name
+from gan_zoo.metrics.protocol import NOISE_CHUNK, add_fake_images, fake_noise, fid_name, is_name
 
 
 # ---------------------------------------------------------------------- image conversion
@@ -149,20 +157,53 @@ def test_shards_are_contiguous_balanced_and_cover_the_range(n: int, world: int) 
     assert max(map(len, blocks)) - min(map(len, blocks)) <= 1
 
 
-@pytest.mark.parametrize("world", [2, 3])
-def test_union_of_rank_noise_equals_the_one_process_noise(world: int) -> None:
-    n, batch, dim = 2 * NOISE_CHUNK + 300, 250, 8
-    whole = fake_noise(7, 0, n, dim)
-    num_batches = -(-n // batch)
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+@pytest.mark.parametrize(("n", "batch"), [(7, 2), (10, 3), (129, 64), (2 * NOISE_CHUNK + 301, 250)])
+def test_fakes_are_split_by_count_and_union_to_the_one_process_fakes(
+    n: int, batch: int, world: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each rank's real ``add_fake_images``, as rank ``r`` of ``world`` (no processes started)."""
+    dim, seed = 3, 7
+
+    class Recorder:  # stands in for FidelityMetrics: keeps what a rank would score
+        def __init__(self) -> None:
+            self.batches: list[torch.Tensor] = []
+
+        def update(self, images: torch.Tensor, real: bool) -> None:
+            assert not real
+            self.batches.append(images)
+
     per_rank = []
     for rank in range(world):
-        rows = [
-            fake_noise(7, b * batch, min((b + 1) * batch, n), dim)
-            for b in shard(num_batches, rank, world)
-        ]
-        per_rank.append(torch.cat(rows))
-    assert torch.equal(torch.cat(per_rank), whole)
-    assert len({tuple(r[0].tolist()) for r in per_rank}) == world  # ranks draw different fakes
+        monkeypatch.setattr(distributed, "rank_and_world", lambda r=rank: (r, world))
+        recorder = Recorder()
+        add_fake_images(recorder, lambda z: z * 2, dim, n, seed, batch)  # type: ignore[arg-type]
+        assert all(1 <= len(b) <= batch for b in recorder.batches)
+        per_rank.append(torch.cat(recorder.batches) if recorder.batches else torch.zeros(0, dim))
+    sizes = [len(fakes) for fakes in per_rank]
+    # By count, not whole batches: every rank works and shares differ by at most one.
+    assert sum(sizes) == n and max(sizes) - min(sizes) <= 1 and min(sizes) == n // world
+    # A row's noise depends on (seed, row) only: the union is exactly the 1-process fakes.
+    assert torch.equal(torch.cat(per_rank), fake_noise(seed, 0, n, dim) * 2)
+    if world > 1:
+        assert not torch.equal(per_rank[0][:1], per_rank[1][:1])  # ranks draw different fakes
+
+
+def test_the_example_of_idle_ranks_is_gone() -> None:
+    # 128 fakes at batch 64 on 4 ranks: 32 each (whole batches would give 64, 64, 0, 0).
+    shares = [shard_batches(128, 64, rank, 4) for rank in range(4)]
+    assert shares == [[range(0, 32)], [range(32, 64)], [range(64, 96)], [range(96, 128)]]
+    assert shard_batches(5, 2, 0, 2) == [range(0, 2), range(2, 3)]
+    assert shard_batches(1, 4, 1, 2) == []  # fewer samples than ranks: some ranks get none
+
+
+def test_noise_rows_do_not_depend_on_how_they_are_drawn() -> None:
+    n, dim = 2 * NOISE_CHUNK + 300, 8
+    whole = fake_noise(7, 0, n, dim)
+    pieces = [
+        fake_noise(7, a, b, dim) for a, b in ((0, 5), (5, NOISE_CHUNK + 1), (NOISE_CHUNK + 1, n))
+    ]
+    assert torch.equal(torch.cat(pieces), whole)
     assert not torch.equal(fake_noise(8, 0, 10, dim), whole[:10])  # the seed matters
 
 
@@ -185,14 +226,34 @@ def empty_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "torch" / "hub" / "checkpoints"
 
 
-def test_failed_download_is_one_line_saying_where_and_how_to_turn_off(empty_hub: Path) -> None:
+def test_failed_download_is_one_line_saying_where_and_what_to_pass(empty_hub: Path) -> None:
     with pytest.raises(InceptionWeightsError) as err:
         resolve_weights(None)
     message = str(err.value)
     assert "\n" not in message
     assert str(empty_hub / "weights-inception-2015-12-05-6726825d.pth") in message
-    assert "inception_weights=PATH" in message and "~callbacks.fid ~callbacks.is" in message
+    # The Python API's own argument; no command-line keys, which mean nothing to a library user.
+    assert message.endswith(", or pass inception_weights=PATH") and "callbacks" not in message
     assert not list(empty_hub.glob("*"))  # no partial file left behind
+
+
+def test_each_command_line_names_its_own_switch(empty_hub: Path) -> None:
+    with pytest.raises(InceptionWeightsError) as train_err:
+        FIDCallback(inception_weights=None)._load(fid=True, isc=True)
+    settings = {"fid": True, "isc": True, "inception_weights": None, "isc_splits": 10}
+    with pytest.raises(InceptionWeightsError) as evaluate_err:
+        _load_metric({**settings, "batch_size": 4})
+    where = str(empty_hub / "weights-inception-2015-12-05-6726825d.pth")
+    for err in (train_err, evaluate_err):
+        assert "\n" not in str(err.value) and where in str(err.value)
+    assert str(train_err.value).endswith(
+        ", or set metrics.inception_weights=PATH, or turn the metrics off with "
+        "~callbacks.fid ~callbacks.is"
+    )
+    # evaluate.py's metrics all need InceptionV3: no off switch to suggest, and no callbacks.
+    assert str(evaluate_err.value).endswith(
+        ", or set metrics.inception_weights=PATH (evaluate.py needs InceptionV3 for FID and IS)"
+    )
 
 
 def test_missing_local_weights_file_is_one_line(tmp_path: Path) -> None:

@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 import torch
 import torch_fidelity
+from hydra.utils import instantiate
 from threadpoolctl import threadpool_limits
 from torch.utils.data import Dataset
 
 from gan_zoo.data.base import GANDataModule, UInt8ImageDataset
 from gan_zoo.errors import ConfigValueError
-from gan_zoo.metrics import BiasedFIDWarning, FidelityMetrics, write_random_weights
+from gan_zoo.metrics import BiasedFIDWarning, FidelityMetrics, reference, write_random_weights
 from gan_zoo.metrics.reference import prepare_reference, reference_key
+from tests.helpers import compose_train
 
 
 @pytest.fixture(scope="session")
@@ -196,6 +198,25 @@ def test_cache_key_changes_with_data_settings_content_and_weights(inception_weig
     torch.save(state, tmp_path / "other.pth")
     other = FidelityMetrics(inception_weights=tmp_path / "other.pth", isc=False)
     assert key != reference_key(TinyImages(n=5), 2, other.extractor_id())
+
+
+def test_cache_key_is_the_same_for_every_run_seed_but_not_for_another_split_or_n(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    extractor = "inception-v3-compat:sha256=0123456789abcdef"
+    keys = set()
+    for seed in (0, 1, 1234):
+        cfg = compose_train([f"seed={seed}", "data.batch_size=32"])
+        data = instantiate(cfg.data)  # the shipped data module (mnist_subset)
+        data.shuffle_seed = cfg.seed  # as train.py does: the run's seed orders the batches
+        keys.add(reference_key(data, 128, extractor))
+    key = keys.pop()
+    assert not keys  # one reference for every seed, and for evaluate.py (shuffle_seed 0)
+    data = instantiate(compose_train([]).data)
+    assert reference_key(data, 256, extractor) != key  # N
+    monkeypatch.setattr(reference, "SPLIT", "test")
+    assert reference_key(data, 128, extractor) != key  # split
+    assert "split=test" in reference_key(data, 128, extractor)
 
 
 def test_reference_larger_than_the_train_set_is_refused(inception_weights, tmp_path) -> None:

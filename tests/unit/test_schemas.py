@@ -35,6 +35,21 @@ BAD = [
     (["model.replay_ratio=1.5"], "model.replay_ratio=1.5 is invalid: expected a number >= 0 and"),
     (["model.generator_optimizer.lr=-0.1"], "model.generator_optimizer.lr=-0.1 is invalid"),
     (["model.discriminator_optimizer.betas=[0.5,1.0]"], "expected two numbers in [0, 1)"),
+    (
+        ["model.generator_optimizer.betas=[0.5]"],
+        "model.generator_optimizer.betas=[0.5] is invalid: expected two numbers in [0, 1)",
+    ),
+    (
+        ["model.generator_optimizer.betas=[0.5,0.9,0.99]"],
+        "model.generator_optimizer.betas=[0.5, 0.9, 0.99] is invalid: expected two numbers in",
+    ),
+    (
+        ["callbacks.fid.num_samples=1"],
+        "callbacks.fid.num_samples=1 is invalid: expected an integer >= 2, or 'auto'",
+    ),
+    (["callbacks.fid.num_real=1"], "callbacks.fid.num_real=1 is invalid: expected an integer >= 2"),
+    (["callbacks.is.num_samples=1"], "callbacks.is.num_samples=1 is invalid: expected an integer"),
+    (["+metrics.inception_weight=w.pth"], "(did you mean 'inception_weights'?)"),
     (["seed=-3"], "seed=-3 is invalid: expected an integer >= 0 and <= 4294967295"),
     (["trainer.devices=0"], "trainer.devices=0 is invalid: expected an integer >= 1, -1 or"),
     (["trainer.precision=8"], "trainer.precision=8 is invalid: expected one of 64, 32, 16"),
@@ -75,6 +90,24 @@ def test_train_py_refuses_before_building_anything(tmp_path: Path) -> None:
     assert "Seed set" not in result.stderr  # refused before seeding, building or training
     assert not (tmp_path / "checkpoints").exists()
     assert time.monotonic() - started < 120
+
+
+def test_optimizer_betas_of_the_wrong_length_exit_2_in_one_line(run_cli, tmp_path: Path) -> None:
+    # Adam indexes betas[1]: a single beta used to pass validation and die in an IndexError.
+    result = run_cli(
+        "train.py", *FAST, "model.generator_optimizer.betas=[0.5]", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: model.generator_optimizer.betas=[0.5] is invalid: expected two numbers in [0, 1)"
+    )
+    assert "Traceback" not in result.stderr and not (tmp_path / "checkpoints").exists()
+
+
+def test_fidelity_bounds_do_not_reach_other_callbacks() -> None:
+    # Only FID/IS need 2 samples: a sample grid of one image stays valid.
+    resolved = validate_config(compose_train(["callbacks.sample_grid.num_samples=1"]))
+    assert resolved["callbacks"]["sample_grid"]["num_samples"] == 1
 
 
 # --- image folders ---------------------------------------------------------------------------
