@@ -19,35 +19,43 @@ class ReplayBuffer:
     replace random entries of the pool. This keeps the discriminator from forgetting regions
     the generator has left, which damps oscillation.
 
+    The pool is a plain attribute, not a registered buffer, so ``model.to(device)`` does not move
+    it; it follows the device and dtype of the fakes it is given instead (a pool restored from a
+    checkpoint on the CPU moves to the GPU at the first :meth:`mix`).
+
     Args:
         size: capacity in samples (``>= 1``).
         ratio: fraction of each fake batch drawn from the pool, in ``[0, 1]``.
 
     >>> buf = ReplayBuffer(size=4, ratio=0.5)
-    >>> buf.mix(torch.zeros(2, 3)).shape  # the first call only fills the pool
-    torch.Size([2, 3])
-    >>> len(buf)
-    2
+    >>> mixed, n_old = buf.mix(torch.zeros(2, 3))  # the first call only fills the pool
+    >>> mixed.shape, n_old, len(buf)
+    (torch.Size([2, 3]), 0, 2)
+    >>> buf.mix(torch.ones(2, 3))[1]  # then round(0.5 * 2) = 1 row comes from the pool
+    1
     """
 
     def __init__(self, size: int, ratio: float = 0.5) -> None:
         check(isinstance(size, int) and size >= 1, "replay_size", size, "an integer >= 1")
         check(0.0 <= ratio <= 1.0, "replay_ratio", ratio, "a number in [0, 1]")
         self.size, self.ratio = size, float(ratio)
-        self.samples: Tensor | None = None  # (count, *S), on the device of the fakes
+        self.samples: Tensor | None = None  # (size, *S), on the device of the fakes
         self.count = 0
 
     def __len__(self) -> int:
         return self.count
 
     @torch.no_grad()
-    def mix(self, fake: Tensor) -> Tensor:
-        """Return a ``(B, *S)`` batch: ``round(ratio * B)`` pooled fakes, the rest from ``fake``.
+    def mix(self, fake: Tensor) -> tuple[Tensor, int]:
+        """Mix the ``(B, *S)`` current fakes with pooled ones; return ``(mixed, n_old)``.
 
-        Then the current ``fake`` batch is written into the pool (appended while it fills up,
-        afterwards over random entries).
+        ``mixed`` is ``(B, *S)``: its first ``n_old = min(round(ratio * B), len(self))`` rows
+        come from the pool, the remaining ``B - n_old`` are ``fake[n_old:]``, the current
+        generator's. Then the current ``fake`` batch is written into the pool (appended while it
+        fills up, afterwards over random entries).
         """
         fake = fake.detach()
+        self._follow(fake)
         batch = fake.shape[0]
         n_old = min(round(self.ratio * batch), self.count)
         mixed = fake
@@ -56,7 +64,13 @@ class ReplayBuffer:
             old = self.samples[torch.randint(self.count, (n_old,), device=fake.device)]
             mixed = torch.cat([old, fake[n_old:]])
         self._store(fake)
-        return mixed
+        return mixed, n_old
+
+    def _follow(self, fake: Tensor) -> None:
+        """Move the pool to ``fake``'s device and dtype if it is elsewhere (e.g. just restored)."""
+        samples = self.samples
+        if samples is not None and (samples.device != fake.device or samples.dtype != fake.dtype):
+            self.samples = samples.to(device=fake.device, dtype=fake.dtype)
 
     def _store(self, fake: Tensor) -> None:
         if self.samples is None:
@@ -74,7 +88,11 @@ class ReplayBuffer:
         return {"size": self.size, "ratio": self.ratio, "count": self.count, "samples": samples}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | None = None) -> None:
-        """Restore a saved pool; a pool saved with a larger ``size`` keeps its first ``size``."""
+        """Restore a saved pool; a pool saved with a larger ``size`` keeps its first ``size``.
+
+        ``device`` is where to put it now; wherever it lands, the next :meth:`mix` moves it to
+        the fakes' device and dtype.
+        """
         samples = state["samples"]
         if samples is None:
             self.samples, self.count = None, 0

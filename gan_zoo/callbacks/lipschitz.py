@@ -7,8 +7,12 @@ Eq. 2). Weight clipping, the gradient penalty (Gulrajani et al. 2017) and spectr
 - ``||grad_x D(x)||`` on real, fake and interpolated points: the penalty targets 1 on the
   interpolates; values above 1 violate the constraint.
 - the critic's weights: clipping piles them up at ``+-c`` (Gulrajani et al. 2017, Fig. 1b).
-- every layer's largest singular value, which spectral norm holds at 1; their product bounds
-  the Lipschitz constant of a plain Linear/Conv + ReLU stack.
+- every layer's operator norm, the largest singular value of the linear map the layer computes
+  on its actual input (:mod:`gan_zoo.operator_norms`); their product bounds the Lipschitz
+  constant of a plain feed-forward Linear/Conv stack with 1-Lipschitz activations.
+- every layer's weight reshaped to a matrix and its largest singular value: what spectral norm
+  divides by and holds at 1. For a conv it is not the layer's operator norm, which can be up to
+  ``sqrt(kh * kw)`` times larger (Sedghi et al. 2019; Tsuzuku et al. 2018).
 """
 
 from __future__ import annotations
@@ -23,9 +27,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from torch import Tensor, nn
 
 from gan_zoo.errors import check
-
-# Layers whose weight is a linear map; ConvTranspose is reshaped along its output channels.
-_WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
+from gan_zoo.operator_norms import WEIGHTED, operator_norms, recorded_input_shapes
 
 
 @contextmanager
@@ -70,13 +72,15 @@ def interpolate(real: Tensor, fake: Tensor, epsilon: Tensor | None = None) -> Te
 def weight_matrices(module: nn.Module) -> dict[str, Tensor]:
     """Each Linear/Conv layer's weight as the forward pass uses it, reshaped to a matrix.
 
-    Spectral-normalized layers give the normalized weight. A conv kernel ``(out, in, kh, kw)``
-    becomes ``(out, in * kh * kw)``, the matrix SN-GAN normalizes (Miyato et al. 2018, Sec. 2.1);
-    its norm is not the operator norm of the convolution itself (Sedghi et al. 2019).
+    Spectral-normalized layers give the normalized weight (call this in eval mode, or reading it
+    runs a power iteration). A conv kernel ``(out, in, kh, kw)`` becomes ``(out, in * kh * kw)``
+    (a ConvTranspose kernel is reshaped along its output channels), the matrix SN-GAN normalizes
+    (Miyato et al. 2018, Sec. 2.1); its norm is not the operator norm of the convolution itself
+    (Sedghi et al. 2019), see :func:`gan_zoo.operator_norms.operator_norms`.
     """
     matrices = {}
     for name, layer in module.named_modules():
-        if isinstance(layer, _WEIGHTED):
+        if isinstance(layer, WEIGHTED):
             weight = layer.weight.detach()
             if isinstance(layer, nn.modules.conv._ConvTransposeNd):
                 weight = weight.transpose(0, 1)  # (in, out, ...) -> (out, in, ...)
@@ -84,8 +88,11 @@ def weight_matrices(module: nn.Module) -> dict[str, Tensor]:
     return matrices
 
 
-def spectral_norms(module: nn.Module) -> dict[str, float]:
-    """Largest singular value (exact SVD) of every matrix in :func:`weight_matrices`."""
+def reshaped_spectral_norms(module: nn.Module) -> dict[str, float]:
+    """Largest singular value (exact SVD) of every matrix in :func:`weight_matrices`.
+
+    What spectral normalization divides by; the operator norm for Linear layers, not for convs.
+    """
     return {
         name: torch.linalg.matrix_norm(w.float(), ord=2).item()
         for name, w in weight_matrices(module).items()
@@ -117,26 +124,42 @@ def weight_summary(weights: Tensor, clip_value: float | None = None) -> dict[str
 
 
 def critic_report(
-    discriminator: nn.Module, real: Tensor, fake: Tensor, clip_value: float | None = None
+    discriminator: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    clip_value: float | None = None,
+    norm_iterations: int = 50,
 ) -> tuple[dict[str, float], dict[str, Tensor]]:
     """Everything the monitor logs, measured in eval mode on ``(B, *S)`` real and fake points.
 
-    Returns the scalars (keys ``grad_norm/{real,fake,interpolated}/*``, ``sigma_max/<layer>``,
-    ``sigma_product``, ``weights/*``) and the raw per-point gradient norms and flat weights.
+    Returns the scalars and the raw per-point gradient norms and flat weights. The scalars are
+    ``grad_norm/{real,fake,interpolated}/*``, ``weights/*``, and per Linear/Conv layer:
+
+    - ``sigma_max/<layer>``: the layer's operator norm at the input shape the forward on
+      ``real`` gave it (exact for Linear, ``norm_iterations`` Lanczos steps for convs), and
+      ``sigma_product``, their product: an upper bound on the Lipschitz constant of a
+      feed-forward stack of these layers and 1-Lipschitz activations (no normalization layers
+      or skip connections, each layer run once);
+    - ``sigma_reshaped_weight/<layer>``: the reshaped weight's norm, what spectral norm divides
+      by; no bound follows from it for convs.
     """
     with eval_mode(discriminator):
+        with recorded_input_shapes(discriminator) as shapes:
+            real_norms = input_gradient_norms(discriminator, real)
         norms = {
-            "real": input_gradient_norms(discriminator, real),
+            "real": real_norms,
             "fake": input_gradient_norms(discriminator, fake),
             "interpolated": input_gradient_norms(discriminator, interpolate(real, fake)),
         }
-        sigmas = spectral_norms(discriminator)
+        sigmas = operator_norms(discriminator, shapes, norm_iterations)
+        reshaped = reshaped_spectral_norms(discriminator)
         weights = torch.cat([w.flatten() for w in weight_matrices(discriminator).values()])
     scalars: dict[str, float] = {}
     for kind, values in norms.items():
         scalars.update(summarize(values, f"grad_norm/{kind}"))
     scalars.update({f"sigma_max/{name}": s for name, s in sigmas.items()})
     scalars["sigma_product"] = float(torch.tensor(list(sigmas.values())).prod())
+    scalars.update({f"sigma_reshaped_weight/{name}": s for name, s in reshaped.items()})
     scalars.update({f"weights/{k}": v for k, v in weight_summary(weights, clip_value).items()})
     return scalars, {**{f"grad_norm/{k}": v for k, v in norms.items()}, "weights": weights}
 
@@ -162,12 +185,18 @@ class LipschitzMonitor(pl.Callback):
     Args:
         every_n_steps: interval in generator steps (``trainer.global_step``); 0 disables it.
         num_points: at most this many real (and as many fake) points per measurement.
+        norm_iterations: iteration steps for each conv layer's operator norm (Lanczos, see
+            :func:`gan_zoo.operator_norms.top_singular_value`).
     """
 
-    def __init__(self, every_n_steps: int = 100, num_points: int = 256) -> None:
+    def __init__(
+        self, every_n_steps: int = 100, num_points: int = 256, norm_iterations: int = 50
+    ) -> None:
         check(every_n_steps >= 0, "every_n_steps", every_n_steps, "an integer >= 0")
         check(num_points >= 1, "num_points", num_points, "an integer >= 1")
+        check(norm_iterations >= 1, "norm_iterations", norm_iterations, "an integer >= 1")
         self.every_n_steps, self.num_points = every_n_steps, num_points
+        self.norm_iterations = norm_iterations
         self._last_step = -1
         self.last_scalars: dict[str, float] = {}
 
@@ -189,7 +218,8 @@ class LipschitzMonitor(pl.Callback):
         with torch.random.fork_rng(devices=cuda):
             fake = _training_fakes(pl_module, real)  # (n, *S)
             clip_value = getattr(pl_module, "clip_value", None)
-            scalars, raw = critic_report(pl_module.discriminator, real, fake, clip_value)
+            critic = pl_module.discriminator
+            scalars, raw = critic_report(critic, real, fake, clip_value, self.norm_iterations)
         self.last_scalars = scalars
         _log(trainer, {f"lipschitz/{k}": v for k, v in scalars.items()}, raw, step)
 

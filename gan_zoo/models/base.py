@@ -19,13 +19,19 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
-from torch.nn.utils import parametrize
 
-from gan_zoo.distributed import GANDDPStrategy, all_reduce_, reseed_for_rank, uncounted
+from gan_zoo import loop_options
+from gan_zoo.distributed import (
+    GANDDPStrategy,
+    all_reduce_,
+    check_strategy,
+    reseed_for_rank,
+    uncounted,
+)
 from gan_zoo.ema import ema_update, make_ema
 from gan_zoo.errors import check
+from gan_zoo.loop_options import check_int
 from gan_zoo.replay import ReplayBuffer
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -89,12 +95,12 @@ class GAN(pl.LightningModule):
     ) -> None:
         super().__init__()
         n_critic = self.default_n_critic if n_critic is None else n_critic
-        _check_int(n_critic, "n_critic", 1)
-        _check_int(latent_dim, "latent_dim", 1)
-        _check_int(replay_size, "replay_size", 0)
-        _check_int(penalty_every, "penalty_every", 1)
+        check_int(n_critic, "n_critic", 1)
+        check_int(latent_dim, "latent_dim", 1)
+        check_int(replay_size, "replay_size", 0)
+        check_int(penalty_every, "penalty_every", 1)
         if lr_decay_steps is not None:
-            _check_int(lr_decay_steps, "lr_decay_steps", 1)
+            check_int(lr_decay_steps, "lr_decay_steps", 1)
         check(0.0 <= ema_decay < 1.0, "ema_decay", ema_decay, "a number in [0, 1)")
         net_latent = getattr(generator, "latent_dim", latent_dim)
         check(net_latent == latent_dim, "latent_dim", latent_dim, f"{net_latent} (the generator's)")
@@ -104,11 +110,8 @@ class GAN(pl.LightningModule):
         self.generator_optimizer = generator_optimizer or self.default_optimizer
         self.discriminator_optimizer = discriminator_optimizer or self.default_optimizer
         self.replay = ReplayBuffer(replay_size, replay_ratio) if replay_size else None
-        self.ema_decay, self.penalty_every, self.lr_decay_steps = (
-            ema_decay,
-            penalty_every,
-            lr_decay_steps,
-        )
+        self.ema_decay, self.penalty_every = ema_decay, penalty_every
+        self.lr_decay_steps = lr_decay_steps
         self.generator_ema = make_ema(generator) if ema_decay > 0 else None
         self.compile_nets = compile  # not `self.compile`: that is nn.Module.compile()
         self._compiled: dict[str, Callable[[Tensor], Tensor]] = {}  # a dict: not submodules
@@ -135,7 +138,10 @@ class GAN(pl.LightningModule):
     def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
         """Divergences implied by the discriminator's objective, logged as ``divergence/<name>``.
 
-        Computed from the ``(B,)`` scores of the last critic step before each generator step.
+        Computed from the scores of the last critic step before each logged generator step:
+        ``(B,)`` real scores and the ``(B - n_old,)`` scores of the current generator's fakes
+        (with replay on, the ``n_old`` pooled fakes are left out, so the estimate is against
+        P_G, not a mixture of past generators).
         """
         return {}
 
@@ -151,30 +157,15 @@ class GAN(pl.LightningModule):
         ]
         if self.lr_decay_steps is None:
             return optimizers
-        total = self.lr_decay_steps
-
-        def linear(step: int) -> float:
-            return max(0.0, 1.0 - step / total)
-
-        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, linear) for opt in optimizers]
-        return optimizers, schedulers
+        return optimizers, loop_options.linear_lr_decay(optimizers, self.lr_decay_steps)
 
     def on_fit_start(self) -> None:
-        trainer = self.trainer
-        # Lightning flushes logs every `log_every_n_steps` *batches*; a generator step spans
-        # n_critic batches, so count the interval in generator steps (and flush on fresh values).
-        if getattr(trainer, "_gan_zoo_log_every", None) is None:
-            trainer._gan_zoo_log_every = trainer.log_every_n_steps  # type: ignore[attr-defined]
-        trainer.log_every_n_steps = trainer._gan_zoo_log_every * self.n_critic  # type: ignore
-        reseed_for_rank(trainer.global_rank)
+        # Python users build their own Trainer: a wrapping strategy would skip our all-reduce.
+        check_strategy(self.trainer.strategy, "Trainer(strategy=...)")
+        loop_options.log_every_generator_steps(self.trainer, self.n_critic)
+        reseed_for_rank(self.trainer.global_rank)
         if self.compile_nets:
-            self._compiled = {"generator": torch.compile(self.generator)}
-            # Compiled spectral-norm parametrizations update u, v in place between the real and
-            # fake forwards and break the first graph's backward; such critics stay eager.
-            if not any(parametrize.is_parametrized(m) for m in self.discriminator.modules()):
-                self._compiled["discriminator"] = torch.compile(self.discriminator)
-            else:
-                rank_zero_warn("compile: the spectral-norm critic runs eager; G is compiled.")
+            self._compiled = loop_options.compile_nets(self.generator, self.discriminator)
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         """One critic step on ``batch``; every ``n_critic``-th call also one generator step.
@@ -186,7 +177,8 @@ class GAN(pl.LightningModule):
         d_opt, g_opt = self.optimizers()  # type: ignore[misc, attr-defined]
         # Log only the cycles whose logs Lightning flushes: each `self.log` key costs ~0.3-0.5 ms
         # of host time (Lightning's result collection), and other steps' values never reach it.
-        log_now = self.critic_steps_in_cycle + 1 == self.n_critic and self._logs_flushed()
+        log_now = self.critic_steps_in_cycle + 1 == self.n_critic
+        log_now = log_now and loop_options.logs_flushed(self._trainer, self.global_step + 1)
         d_loss, penalty, estimates = self._discriminator_step(real, d_opt, log_now)
         self.critic_steps_in_cycle += 1
         if self.critic_steps_in_cycle < self.n_critic:
@@ -202,24 +194,14 @@ class GAN(pl.LightningModule):
             self.log_dict({f"divergence/{k}": v for k, v in estimates.items()})
         return {"d_loss": d_loss, "penalty": penalty, "g_loss": g_loss}
 
-    def _logs_flushed(self) -> bool:
-        """Whether Lightning writes the coming generator step's logs to the loggers.
-
-        It flushes every ``log_every_n_steps`` generator steps (see ``on_fit_start``) and on
-        every step of ``fast_dev_run``; outside a Trainer, always log.
-        """
-        every = getattr(self._trainer, "_gan_zoo_log_every", None)
-        if every is None or self.trainer.fast_dev_run:
-            return True
-        return every > 0 and (self.global_step + 1) % every == 0
-
     def _discriminator_step(
         self, real: Tensor, opt: LightningOptimizer, estimate: bool = True
     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         with torch.no_grad():
             fake = self._run("generator", self._noise(real.shape[0], real.device))
+        n_old = 0  # the first n_old rows of `fake` are replayed past fakes
         if self.replay is not None:
-            fake = self.replay.mix(fake)
+            fake, n_old = self.replay.mix(fake)
         real_scores = self._run("discriminator", real)
         fake_scores = self._run("discriminator", fake)
         loss = self.discriminator_loss(real_scores, fake_scores)
@@ -231,9 +213,12 @@ class GAN(pl.LightningModule):
             opt.step()
         self.after_discriminator_step()
         estimates: dict[str, Tensor] = {}
-        if estimate:  # only those of the critic step before a logged generator step are read
+        # Only the critic step before a logged generator step needs them. They are against P_G,
+        # so from the current fakes only (none are left when every row was replayed).
+        if estimate and n_old < fake.shape[0]:
+            current = fake_scores.detach()[n_old:]  # (B - n_old,)
             with torch.no_grad():
-                estimates = self.divergence_estimates(real_scores.detach(), fake_scores.detach())
+                estimates = self.divergence_estimates(real_scores.detach(), current)
         return loss.detach(), self._last_penalty_or(penalty), estimates
 
     def _penalty(self, real: Tensor, fake: Tensor) -> Tensor:
@@ -317,8 +302,3 @@ class GAN(pl.LightningModule):
         self.critic_steps_in_cycle = int(checkpoint.get("critic_steps_in_cycle", 0))
         if self.replay is not None and "replay_buffer" in checkpoint:
             self.replay.load_state_dict(checkpoint["replay_buffer"], device=self.device)
-
-
-def _check_int(value: Any, key: str, minimum: int) -> None:
-    valid = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-    check(valid, key, value, f"an integer >= {minimum}")

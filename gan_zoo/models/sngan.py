@@ -14,7 +14,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from gan_zoo import losses
 from gan_zoo.errors import check
 from gan_zoo.models.base import GAN, OptimizerFactory
-from gan_zoo.models.wgan import wasserstein_estimate
+from gan_zoo.models.wgan import refuse_batchnorm, wasserstein_estimate
 
 _LOSSES: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tensor], Tensor]]] = {
     # Miyato et al. 2018, Eq. 16-17 (hinge, their best CIFAR-10 results).
@@ -41,6 +41,10 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
 class SNGAN(GAN):
     """SN-GAN (Miyato et al. 2018): every critic layer is spectrally normalized.
 
+    The paper's critic has no other normalization, and a critic containing BatchNorm is refused:
+    BatchNorm divides by a batch statistic, which voids the per-layer Lipschitz bound spectral
+    norm is there to give, and makes each score depend on the rest of the batch.
+
     Args:
         loss: ``"hinge"`` (default, Eq. 16-17) or ``"ns"`` (the standard non-saturating loss).
         Other arguments as in :class:`~gan_zoo.models.GAN`; defaults follow the paper's CIFAR
@@ -56,6 +60,11 @@ class SNGAN(GAN):
     def __init__(self, *args: Any, loss: str = "hinge", **kwargs: Any) -> None:
         check(loss in _LOSSES, "loss", loss, "one of " + ", ".join(_LOSSES))
         super().__init__(*args, **kwargs)
+        refuse_batchnorm(
+            self.discriminator,
+            "a critic without BatchNorm (SN-GAN's critic has no normalization but spectral norm; "
+            "use norm=none)",
+        )
         apply_spectral_norm(self.discriminator)
         self.loss = loss
         self._d_loss, self._g_loss = _LOSSES[loss]
@@ -67,6 +76,7 @@ class SNGAN(GAN):
         return self._g_loss(fake_scores)
 
     def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
-        # SN bounds every layer's spectral norm by 1, so the critic is (at most) 1-Lipschitz and
-        # the dual gap is a W1 lower bound whichever loss trains it.
+        # SN holds each layer's reshaped weight at norm 1: a Linear layer is then 1-Lipschitz, a
+        # conv up to sqrt(kh * kw) (LipschitzMonitor's sigma_max shows it). For the critic's K,
+        # the dual gap is a lower bound on K * W1 whichever loss trains it.
         return {"w1": wasserstein_estimate(real_scores, fake_scores)}

@@ -21,6 +21,12 @@ def wasserstein_estimate(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     return real_scores.mean() - fake_scores.mean()
 
 
+def refuse_batchnorm(discriminator: nn.Module, valid: str) -> None:
+    """Raise a one-line :class:`ConfigValueError` naming ``valid`` if D contains BatchNorm."""
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
+        raise ConfigValueError("discriminator", type(discriminator).__name__, valid)
+
+
 class WGANClip(GAN):
     """WGAN of Arjovsky et al. 2017, Algorithm 1.
 
@@ -78,14 +84,11 @@ class WGANGP(GAN):
     def __init__(self, *args: Any, gp_weight: float = 10.0, **kwargs: Any) -> None:
         check(gp_weight >= 0, "gp_weight", gp_weight, "a number >= 0")
         super().__init__(*args, **kwargs)
-        modules = self.discriminator.modules()
-        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules):
-            raise ConfigValueError(
-                "discriminator",
-                type(self.discriminator).__name__,
-                "a critic without BatchNorm (the gradient penalty is per sample; use norm=layer "
-                "or norm=none)",
-            )
+        refuse_batchnorm(
+            self.discriminator,
+            "a critic without BatchNorm (the gradient penalty is per sample; use norm=layer or "
+            "norm=none)",
+        )
         self.gp_weight = float(gp_weight)
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:

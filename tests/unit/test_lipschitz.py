@@ -22,11 +22,11 @@ from gan_zoo.callbacks.lipschitz import (
     eval_mode,
     input_gradient_norms,
     interpolate,
-    spectral_norms,
+    reshaped_spectral_norms,
     weight_summary,
 )
-from gan_zoo.models import SNGAN, WGANClip, apply_spectral_norm
-from gan_zoo.nets import MLPDiscriminator, MLPGenerator
+from gan_zoo.models import NonSaturatingGAN, WGANClip, apply_spectral_norm
+from gan_zoo.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 
 
 class _Linear(nn.Module):
@@ -66,7 +66,30 @@ def test_spectral_norms_of_linear_and_reshaped_conv_weights() -> None:
         net[0].weight.copy_(torch.tensor([[3.0, 0.0], [0.0, -1.0]]))  # singular values 3, 1
         net[1].weight.zero_()
         net[1].weight[0, 0, 0, 0] = 2.0  # reshaped (2, 4) matrix with one entry 2
-    assert spectral_norms(net) == pytest.approx({"0": 3.0, "1": 2.0})
+    assert reshaped_spectral_norms(net) == pytest.approx({"0": 3.0, "1": 2.0})
+
+
+def test_conv_critic_report_keeps_both_norms_and_bounds_the_gradient() -> None:
+    torch.manual_seed(0)
+    critic = apply_spectral_norm(DCGANDiscriminator(width=8, norm="none"))
+    x = torch.rand(16, 1, 28, 28) * 2 - 1
+    for _ in range(50):  # spectral norm's power iterations, until its sigma has converged
+        critic(x)
+    report, raw = critic_report(critic, x, torch.rand(16, 1, 28, 28) * 2 - 1)
+    layers = ["features.0", "features.2", "head"]
+    # SN holds the reshaped weights at 1, not the convs' operator norms
+    for layer in layers:
+        assert report[f"sigma_reshaped_weight/{layer}"] == pytest.approx(1.0, abs=0.02)
+    assert report["sigma_max/head"] == pytest.approx(report["sigma_reshaped_weight/head"])
+    for conv in layers[:2]:  # (a receptive field inside the input: at least the reshaped norm)
+        assert report[f"sigma_max/{conv}"] > report[f"sigma_reshaped_weight/{conv}"] + 0.05
+        # each pixel lies in at most (4 / 2)^2 = 4 patches of a 4x4 stride-2 conv: at most 2x
+        assert report[f"sigma_max/{conv}"] <= 2.0 * report[f"sigma_reshaped_weight/{conv}"]
+    product = math.prod(report[f"sigma_max/{layer}"] for layer in layers)
+    assert report["sigma_product"] == pytest.approx(product, rel=1e-6)
+    # conv, LeakyReLU, conv, LeakyReLU, linear: the product bounds every gradient
+    for kind in ("real", "fake", "interpolated"):
+        assert raw[f"grad_norm/{kind}"].max() <= report["sigma_product"]
 
 
 def test_spectral_norm_layers_report_one_and_product_bounds_the_gradient() -> None:
@@ -135,16 +158,49 @@ def test_monitor_logs_to_csv_on_its_interval_with_the_clip_fraction(tmp_path: Pa
         assert float(row["lipschitz/weights/abs_max"]) <= 0.01 + 1e-7
         assert 0.0 < float(row["lipschitz/weights/frac_at_clip"]) <= 1.0
         assert {"lipschitz/sigma_max/net.0", "lipschitz/sigma_max/net.6"} <= set(row)
+        # a Linear layer's operator norm is its weight matrix's norm
+        for layer in ("net.0", "net.3", "net.6"):
+            reshaped = float(row[f"lipschitz/sigma_reshaped_weight/{layer}"])
+            assert float(row[f"lipschitz/sigma_max/{layer}"]) == pytest.approx(reshaped)
 
 
-def test_monitor_does_not_change_training(tmp_path: Path) -> None:
+def _image_fit(model: pl.LightningModule, tmp_path: Path, monitor: Any) -> None:
+    torch.manual_seed(0)
+    images = torch.rand(64, 1, 28, 28) * 2 - 1
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        max_steps=3,
+        logger=False,
+        callbacks=[monitor] if monitor else [],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, DataLoader(TensorDataset(images), batch_size=8, drop_last=True))
+
+
+@pytest.mark.parametrize("critic", ["mlp", "conv"])
+def test_monitor_does_not_change_training(critic: str, tmp_path: Path) -> None:
     # SN (power iteration) and BatchNorm (running stats) would both notice a train-mode forward,
-    # and the monitor's sampling would shift the RNG stream without its forked generator.
+    # and the monitor's sampling would shift the RNG stream without its forked generator. (SNGAN
+    # refuses BatchNorm critics, so SN is applied by hand here.) The conv critic also runs the
+    # conv operator norms.
     states = []
     for monitor in (None, LipschitzMonitor(every_n_steps=1)):
         torch.manual_seed(0)
-        model = SNGAN(*_nets(norm="batch"), latent_dim=2, n_critic=1)
-        _fit(model, tmp_path / str(bool(monitor)), False, monitor, steps=3)
+        if critic == "mlp":
+            generator, discriminator = _nets(norm="batch")
+        else:
+            generator = DCGANGenerator(latent_dim=2, width=8)
+            discriminator = DCGANDiscriminator(width=8, norm="batch")
+        model = NonSaturatingGAN(generator, apply_spectral_norm(discriminator), latent_dim=2)
+        if critic == "mlp":
+            _fit(model, tmp_path / str(bool(monitor)), False, monitor, steps=3)
+        else:
+            _image_fit(model, tmp_path / str(bool(monitor)), monitor)
+        if monitor is not None:
+            assert any(k.startswith("sigma_max/") for k in monitor.last_scalars)
         states.append(model.state_dict())  # parameters, BatchNorm statistics, SN's u and v
     assert any("running_mean" in k for k in states[0]) and any("_u" in k for k in states[0])
     for key, value in states[0].items():

@@ -103,6 +103,29 @@ def test_wgan_gp_refuses_batchnorm_critic() -> None:
         WGANGP(MLPGenerator(), DCGANDiscriminator(norm="batch"), latent_dim=2)
 
 
+@pytest.mark.parametrize(
+    "critic",
+    [
+        lambda: DCGANDiscriminator(),  # norm="batch" is DCGAN's default
+        lambda: MLPDiscriminator(hidden=16, depth=2, norm="batch"),
+        lambda: nn.Sequential(nn.Linear(2, 4), nn.SyncBatchNorm(4), nn.Linear(4, 1)),
+    ],
+)
+def test_sngan_refuses_a_batchnorm_critic_in_one_line(critic) -> None:
+    with pytest.raises(ConfigValueError) as error:
+        SNGAN(MLPGenerator(), critic(), latent_dim=2)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("discriminator=")
+    assert "without BatchNorm" in message and "norm=none" in message
+
+
+@pytest.mark.parametrize("norm", ["none", "layer"])
+def test_sngan_accepts_critics_without_batchnorm(norm: str) -> None:
+    critic = DCGANDiscriminator(width=8, norm=norm)
+    model = SNGAN(MLPGenerator(latent_dim=2), critic, latent_dim=2)
+    assert model.discriminator(torch.randn(3, 1, 28, 28)).shape == (3,)
+
+
 def test_wgan_gp_penalty_is_lambda_times_gp() -> None:
     gen, disc = _nets()
     real, fake = torch.randn(8, 2), torch.randn(8, 2)

@@ -23,10 +23,10 @@ def _batch(value: float, n: int = 8) -> Tensor:
 @pytest.mark.parametrize("ratio,n_old", [(0.0, 0), (0.25, 2), (0.5, 4), (1.0, 8)])
 def test_mix_takes_round_ratio_times_batch_from_the_pool(ratio: float, n_old: int) -> None:
     buf = ReplayBuffer(size=16, ratio=ratio)
-    first = buf.mix(_batch(1.0))
-    assert torch.equal(first, _batch(1.0))  # empty pool: the current fakes pass through
-    mixed = buf.mix(_batch(2.0))
-    assert mixed.shape == (8, 3)
+    first, none_old = buf.mix(_batch(1.0))
+    assert torch.equal(first, _batch(1.0)) and none_old == 0  # empty pool: current fakes only
+    mixed, reported = buf.mix(_batch(2.0))
+    assert mixed.shape == (8, 3) and reported == n_old
     assert (mixed[:, 0] == 1.0).sum().item() == n_old  # pooled fakes first...
     assert torch.equal(mixed[n_old:], _batch(2.0, 8 - n_old))  # ...then current ones
 
@@ -34,8 +34,9 @@ def test_mix_takes_round_ratio_times_batch_from_the_pool(ratio: float, n_old: in
 def test_mix_draws_at_most_what_the_pool_holds() -> None:
     buf = ReplayBuffer(size=16, ratio=1.0)
     buf.mix(_batch(1.0, n=2))  # the pool holds 2
-    mixed = buf.mix(_batch(2.0))
+    mixed, n_old = buf.mix(_batch(2.0))
     assert (mixed[:, 0] == 1.0).sum().item() == 2 and (mixed[:, 0] == 2.0).sum().item() == 6
+    assert n_old == 2 and (mixed[:n_old, 0] == 1.0).all()
 
 
 def test_capacity_is_never_exceeded_and_new_fakes_replace_old_ones() -> None:
@@ -63,9 +64,35 @@ def test_state_dict_round_trip_restores_the_pool_and_the_next_mix() -> None:
     assert len(restored) == 6 and torch.equal(restored.samples, buf.samples)
     fake = torch.randn(4, 2)
     torch.manual_seed(1)
-    expected = buf.mix(fake)
+    expected, _ = buf.mix(fake)
     torch.manual_seed(1)
-    assert torch.equal(restored.mix(fake), expected)
+    assert torch.equal(restored.mix(fake)[0], expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_a_restored_pool_follows_the_dtype_of_the_fakes(dtype: torch.dtype) -> None:
+    # A pool restored from a checkpoint is float32 on the CPU; the fakes may come in another
+    # dtype (here) or on the GPU (next test). The mixed batch must match the fakes.
+    saved = ReplayBuffer(size=4, ratio=0.5)
+    saved.mix(torch.arange(12.0).reshape(4, 3))
+    buf = ReplayBuffer(size=4, ratio=0.5)
+    buf.load_state_dict(saved.state_dict())
+    assert buf.samples is not None and buf.samples.dtype == torch.float32
+    fake = torch.full((4, 3), -1.0, dtype=dtype)
+    mixed, n_old = buf.mix(fake)
+    assert mixed.dtype == dtype and buf.samples.dtype == dtype and n_old == 2
+    pool_rows = torch.arange(12.0).reshape(4, 3).to(dtype)
+    assert _rows_in(mixed[:2], pool_rows).all() and torch.equal(mixed[2:], fake[2:])
+
+
+def test_a_restored_pool_follows_the_device_of_the_fakes() -> None:
+    # The meta device stands in for the GPU: a CPU pool indexed with meta indices and
+    # concatenated with meta fakes would raise, as CPU and CUDA tensors do.
+    buf = ReplayBuffer(size=4, ratio=0.5)
+    buf.load_state_dict({"samples": torch.ones(4, 3)})
+    mixed, n_old = buf.mix(torch.empty(4, 3, device="meta"))
+    assert mixed.device.type == "meta" and buf.samples.device.type == "meta"
+    assert mixed.shape == (4, 3) and n_old == 2
 
 
 def test_partially_filled_and_empty_state_round_trip() -> None:
@@ -95,18 +122,31 @@ class _Recording(NonSaturatingGAN):
         self.generated: list[Tensor] = []
         self.mixed: list[Tensor] = []
         self.seen_by_d: list[Tensor] = []
+        self.n_old: list[int] = []
+        self.scores: list[Tensor] = []  # the (B,) fake scores D's loss sees
+        self.estimated: list[Tensor] = []  # the fake scores divergence_estimates is given
         mix = self.replay.mix
 
-        def recording_mix(fake: Tensor) -> Tensor:
+        def recording_mix(fake: Tensor) -> tuple[Tensor, int]:
             self.generated.append(fake.clone())
-            self.mixed.append(mix(fake).clone())
-            return self.mixed[-1]
+            mixed, n_old = mix(fake)
+            self.mixed.append(mixed.clone())
+            self.n_old.append(n_old)
+            return mixed, n_old
 
         self.replay.mix = recording_mix
 
     def discriminator_penalty(self, real: Tensor, fake: Tensor) -> Tensor:
         self.seen_by_d.append(fake.detach().clone())
         return super().discriminator_penalty(real, fake)
+
+    def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        self.scores.append(fake_scores.detach().clone())
+        return super().discriminator_loss(real_scores, fake_scores)
+
+    def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
+        self.estimated.append(fake_scores.clone())
+        return super().divergence_estimates(real_scores, fake_scores)
 
 
 def _nets() -> tuple[MLPGenerator, MLPDiscriminator]:
@@ -123,6 +163,7 @@ def _trainer(tmp_path: Path, steps: int) -> pl.Trainer:
         accelerator="cpu",
         max_steps=steps,
         logger=False,
+        log_every_n_steps=1,  # divergence estimates at every generator step
         enable_progress_bar=False,
         enable_checkpointing=False,
         enable_model_summary=False,
@@ -139,6 +180,7 @@ def test_discriminator_trains_on_past_fakes(tmp_path: Path) -> None:
     model = _Recording(*_nets(), latent_dim=2, replay_size=64, replay_ratio=0.5)
     _trainer(tmp_path, steps=6).fit(model, _loader())
     assert len(model.mixed) == 6
+    assert model.n_old == [0, 4, 4, 4, 4, 4]
     for step in range(1, 6):
         mixed, current = model.mixed[step], model.generated[step]
         assert torch.equal(model.seen_by_d[step], mixed)  # D is trained on the mixed batch
@@ -147,6 +189,27 @@ def test_discriminator_trains_on_past_fakes(tmp_path: Path) -> None:
         assert _rows_in(old, past).all()  # every pooled row is an earlier generator output...
         assert not _rows_in(old, current).any()  # ...not one of this step's
         assert torch.equal(mixed[4:], current[4:])
+
+
+def test_divergence_estimates_see_only_the_current_fakes(tmp_path: Path) -> None:
+    # The estimates bound a divergence to P_G, so the replayed rows (a mixture of past
+    # generators) must be left out of them, while D's loss still sees the whole mixed batch.
+    torch.manual_seed(0)
+    model = _Recording(*_nets(), latent_dim=2, replay_size=64, replay_ratio=0.75)
+    _trainer(tmp_path, steps=4).fit(model, _loader())
+    assert model.n_old == [0, 6, 6, 6]  # round(0.75 * 8)
+    assert len(model.estimated) == 4  # one per generator step (n_critic = 1)
+    for scores, n_old, estimated in zip(model.scores, model.n_old, model.estimated):
+        assert scores.shape == (8,) and estimated.shape == (8 - n_old,)
+        assert torch.equal(estimated, scores[n_old:])
+
+
+def test_no_estimates_when_every_fake_is_replayed(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = _Recording(*_nets(), latent_dim=2, replay_size=64, replay_ratio=1.0)
+    _trainer(tmp_path, steps=3).fit(model, _loader())
+    assert model.n_old == [0, 8, 8]
+    assert [len(e) for e in model.estimated] == [8]  # the first step only: the pool was empty
 
 
 def test_buffer_survives_checkpoint_save_and_resume(tmp_path: Path) -> None:
