@@ -169,6 +169,23 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+def global_rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def gather_from_ranks(value: Any) -> list[Any]:
+    """``value`` of every rank, in rank order (just ``[value]`` without DDP).
+
+    A collective: every rank must call it at the same point (e.g. while a checkpoint is dumped,
+    which Lightning does on all ranks).
+    """
+    if world_size() == 1:
+        return [value]
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def running_statistics(module: nn.Module) -> list[Tensor]:
     """``running_mean`` and ``running_var`` of every BatchNorm (and tracking InstanceNorm)."""
     stats = []

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gan_zoo.distributed import gather_from_ranks, global_rank
 from gan_zoo.errors import check
 
 
@@ -86,6 +87,23 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, Any]:
         samples = None if self.samples is None else self.samples[: self.count].cpu()
         return {"size": self.size, "ratio": self.ratio, "count": self.count, "samples": samples}
+
+    def state_dict_of_every_rank(self) -> list[dict[str, Any]]:
+        """:meth:`state_dict` of every rank, in rank order: under DDP each rank pools its own
+        fakes. A collective (every rank calls it while Lightning dumps a checkpoint)."""
+        return gather_from_ranks(self.state_dict())
+
+    def load_rank_state(
+        self, saved: list[dict[str, Any]] | dict[str, Any], device: torch.device | None = None
+    ) -> None:
+        """Restore this rank's pool from :meth:`state_dict_of_every_rank`'s list (or one state).
+
+        A run resumed on fewer ranks than it was saved from keeps the first pools; on more, the
+        extra ranks start from rank 0's pool.
+        """
+        pools = saved if isinstance(saved, list) else [saved]
+        rank = global_rank()
+        self.load_state_dict(pools[rank] if rank < len(pools) else pools[0], device=device)
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | None = None) -> None:
         """Restore a saved pool; a pool saved with a larger ``size`` keeps its first ``size``.

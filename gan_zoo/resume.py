@@ -22,13 +22,13 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
 from gan_zoo.callbacks.config_in_checkpoint import CONFIG_KEY
 from gan_zoo.checkpoint import CheckpointError, read_checkpoint
+from gan_zoo.distributed import gather_from_ranks, global_rank
 
 CHECKPOINT_DIR = "checkpoints"
 WANDB_ID_KEY = "gan_zoo_wandb_run_id"  # checkpoint entry: the run's W&B id, to continue it
@@ -65,19 +65,6 @@ def restore_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(states["cuda"])
 
 
-def gather_from_ranks(value: Any) -> list[Any]:
-    """``value`` of every rank, in rank order (just ``[value]`` without DDP).
-
-    A collective: every rank must call it at the same point (e.g. while a checkpoint is dumped,
-    which Lightning does on all ranks).
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return [value]
-    gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, value)
-    return gathered
-
-
 class ResumeState(pl.Callback):
     """Save every rank's RNG states and the W&B run id; restore the RNG just in time.
 
@@ -102,7 +89,7 @@ class ResumeState(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         per_rank = state_dict.get("rng") or []
-        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        rank = global_rank()
         if len(per_rank) > rank:
             self._pending = per_rank[rank]
         elif per_rank:

@@ -296,9 +296,9 @@ class GAN(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["critic_steps_in_cycle"] = self.critic_steps_in_cycle
         if self.replay is not None:
-            checkpoint["replay_buffer"] = self.replay.state_dict()
+            checkpoint["replay_buffer"] = self.replay.state_dict_of_every_rank()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.critic_steps_in_cycle = int(checkpoint.get("critic_steps_in_cycle", 0))
         if self.replay is not None and "replay_buffer" in checkpoint:
-            self.replay.load_state_dict(checkpoint["replay_buffer"], device=self.device)
+            self.replay.load_rank_state(checkpoint["replay_buffer"], device=self.device)

@@ -21,7 +21,10 @@ CASES = [
     (["data=image_folder", "data.root=/no/such/dir"], "data.root='/no/such/dir' is invalid"),
     (["model=wgan_gp", "net.discriminator.norm=batch"], "model.discriminator='DCGAN"),
     (["data=toy2d", "data.name=ring9"], "data.name='ring9' is invalid: expected one of"),
-    (["model=nonexistent"], "model='nonexistent' is not a known model config; valid: fgan, hinge_gan, lsgan, minimax_gan"),
+    (
+        ["model=nonexistent"],
+        "model='nonexistent' is not a known model config; valid: fgan, hinge_gan, lsgan",
+    ),
     (["data=imagenet"], "data='imagenet' is not a known data config; valid: cifar10"),
 ]
 
