@@ -103,7 +103,8 @@ class GAN(pl.LightningModule):
             check_int(lr_decay_steps, "lr_decay_steps", 1)
         check(0.0 <= ema_decay < 1.0, "ema_decay", ema_decay, "a number in [0, 1)")
         net_latent = getattr(generator, "latent_dim", latent_dim)
-        check(net_latent == latent_dim, "latent_dim", latent_dim, f"{net_latent} (the generator's)")
+        valid = f"{net_latent}, the generator's (configs: set net.latent_dim, which sets both)"
+        check(net_latent == latent_dim, "latent_dim", latent_dim, valid)
         self.automatic_optimization = False
         self.generator, self.discriminator = generator, discriminator
         self.latent_dim, self.n_critic = latent_dim, n_critic
