@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import sys
+import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -255,12 +256,31 @@ def _auto_mode() -> str:
     if not _has_api_key():
         return "offline"
     base = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
-    try:
-        with socket.create_connection((base.hostname or "api.wandb.ai", base.port or 443), 3):
-            return "online"
-    except OSError:
-        rank_zero_warn(f"W&B host {base.hostname} unreachable: logging offline (wandb sync later).")
-        return "offline"
+    if _reachable(base.hostname or "api.wandb.ai", base.port or 443):
+        return "online"
+    rank_zero_warn(f"W&B host {base.hostname} unreachable: logging offline (wandb sync later).")
+    return "offline"
+
+
+def _reachable(host: str, port: int, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection opens within ``timeout`` seconds, name lookup included.
+
+    ``create_connection``'s timeout does not cover the DNS lookup, which can hang on a machine
+    without network; a daemon thread bounds the whole probe.
+    """
+    opened: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout).close()
+            opened.append(True)
+        except OSError:
+            opened.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(opened and opened[0])
 
 
 def _has_api_key() -> bool:

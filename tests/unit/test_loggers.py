@@ -249,3 +249,30 @@ def test_a_sweeps_multirun_yaml_is_rewritten_too(tmp_path: Path) -> None:
         if o.startswith("+db")
     ]
     assert task == f"+db.password={REDACTED}"
+
+
+def test_a_hanging_name_lookup_cannot_block_the_logger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key and a resolver that never answers (socket timeouts do not cover DNS): still offline
+    within the probe's 3 s."""
+    import socket
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def hang(*args: object, **kwargs: object) -> None:
+        release.wait(60)
+        raise OSError("lookup gave up")
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setattr(socket, "create_connection", hang)
+    started = time.monotonic()
+    try:
+        logger = wandb_logger(save_dir=str(tmp_path))
+    finally:
+        release.set()
+    assert logger._wandb_init["mode"] == "offline"
+    assert time.monotonic() - started < 10
