@@ -43,7 +43,8 @@ class SampleGrid(pl.Callback):
         self._last_step = -1
         self.last_path: Path | None = None
 
-    def _noise(self, n: int, latent_dim: int) -> Tensor:
+    def fixed_noise(self, n: int, latent_dim: int) -> Tensor:
+        """``(n, latent_dim)`` noise from the callback's seed: the same at every render."""
         gen = torch.Generator().manual_seed(self.seed)
         return torch.randn(n, latent_dim, generator=gen)  # (n, latent_dim)
 
@@ -72,12 +73,13 @@ class SampleGrid(pl.Callback):
     @rank_zero_only
     def _render(self, trainer: pl.Trainer, pl_module: Any, name: str) -> None:
         step, latent_dim = trainer.global_step, pl_module.latent_dim
-        samples = pl_module.sample(self.num_samples, z=self._noise(self.num_samples, latent_dim))
+        noise = self.fixed_noise(self.num_samples, latent_dim)  # (N, latent_dim)
+        samples = pl_module.sample(self.num_samples, z=noise)
         out = Path(trainer.default_root_dir) / "samples" / f"{name}.png"
         if samples.dim() == 4:  # (N, C, H, W) images in [-1, 1]
             save_image_grid(samples, out)
         else:  # (N, D) points: a denser cloud, from fixed noise too
-            fake = pl_module.sample(SCATTER_POINTS, z=self._noise(SCATTER_POINTS, latent_dim))
+            fake = pl_module.sample(SCATTER_POINTS, z=self.fixed_noise(SCATTER_POINTS, latent_dim))
             save_scatter(_real_samples(trainer, SCATTER_POINTS), fake, out, title=f"step {step}")
         self.last_path = out
         _log_image(trainer, out, step)
