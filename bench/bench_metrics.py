@@ -88,7 +88,8 @@ def bench(args: argparse.Namespace) -> dict[str, float | str]:
             metric.update(batch, real=False)
 
     metric.update(images(max(2, args.batch_size), args.size, seed=1).to(device), real=True)
-    bare_times, update_times = [], []
+    bare_times: list[float] = []
+    update_times: list[float] = []
     for i in range(len(chunks)):
         order = [(bare, bare_times), (update, update_times)]
         for fn, times in order if i % 2 == 0 else order[::-1]:
@@ -154,11 +155,11 @@ class _EvalSeconds(logging.Handler):
 
 
 def default_job_cost(steps: int, weights: Path) -> dict[str, float]:
-    """Fraction of the default job's time (``python train.py``, 3,000 steps on CPU) the
-    default ("auto": 128 fakes vs 128 training images, at the end) FID/IS costs.
+    """Fraction of the default job's time (``python train.py``: its ``trainer.max_steps`` on CPU)
+    the default ("auto": 128 fakes vs 128 training images, at the end) FID/IS costs.
 
     Runs the real ``train()`` with and without the metric callbacks (the second metric run
-    reuses the cached reference) and extrapolates the training time to 3,000 steps.
+    reuses the cached reference) and extrapolates the training time to the job's length.
     """
     from gan_zoo.training import train
 
@@ -191,9 +192,11 @@ def default_job_cost(steps: int, weights: Path) -> dict[str, float]:
             plain[n] = time.perf_counter() - start
     first, cached = handler.seconds[-2:]
     per_step = (plain[2 * steps] - plain[steps]) / steps
-    job = 3000 * per_step
+    job_steps = int(compose_train([], tmp / "probe").trainer.max_steps)
+    job = job_steps * per_step
     return {
         "steps_timed": steps,
+        "job_steps": job_steps,
         "train_s_per_step": per_step,
         "eval_first_s": first,
         "eval_cached_s": cached,
@@ -231,7 +234,8 @@ def write_section(
     if job:
         lines += [
             "",
-            f"Default job (`python train.py`, 3,000 steps on this CPU; {job['steps_timed']} "
+            f"Default job (`python train.py`, {job['job_steps']:,} steps on this CPU; "
+            f"{job['steps_timed']} "
             f"steps timed, load average {job['load']:.1f}): training "
             f"{job['train_s_per_step']:.3f} s/step; the default CPU FID/IS (128 fakes vs 128 "
             f"training images, at the end) took {job['eval_first_s']:.0f} s on a first run "
