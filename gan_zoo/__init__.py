@@ -1,6 +1,6 @@
 """gan_zoo: GAN variants as PyTorch Lightning modules, with Hydra configs and shared data."""
 
-from gan_zoo.checkpoint import load_model
+from gan_zoo.checkpointing import load_model
 from gan_zoo.models import (
     FGAN,
     GAN,

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-from gan_zoo.checkpoint import CheckpointError
-from gan_zoo.errors import ConfigValueError
+from gan_zoo.checkpointing import CheckpointError
+from gan_zoo.errors import ConfigError, DataUnavailableError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 GROUPS = ("model", "data", "net", "trainer", "logger", "callbacks", "experiment", "debug")
@@ -41,5 +41,5 @@ def guarded(fn: Callable[[], T]) -> T:
     """Run ``fn``, turning bad-input exceptions into one-line errors with exit status 2."""
     try:
         return fn()
-    except (ConfigValueError, CheckpointError) as err:
+    except (ConfigError, CheckpointError, DataUnavailableError) as err:
         fail(str(err))

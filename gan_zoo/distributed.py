@@ -12,8 +12,9 @@ cluster environments, distributed samplers, checkpointing from rank 0) but does 
 module. Instead the loop calls :func:`all_reduce_` after each backward: gradients are averaged
 across ranks in one flat collective per optimizer step. Every rank therefore takes the same
 optimizer step on the average gradient of the global batch, which is what single-process
-training on the concatenated batch does. :func:`choose_strategy` picks it for every multi-device
-run and refuses Lightning's other parallel strategies, under which the loop would not sync.
+training on the concatenated batch does. ``Trainer(strategy="gan_ddp")`` selects it; ``train.py``
+picks it for every multi-device run, and the model refuses Lightning's other parallel strategies,
+under which the loop would not sync.
 
 Buffers:
 
@@ -33,122 +34,65 @@ Buffers:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 import torch.distributed as dist
-from lightning.fabric.utilities.device_parser import _select_auto_accelerator
-from lightning.fabric.utilities.imports import _IS_INTERACTIVE
-from lightning.pytorch.accelerators import (
-    Accelerator,
-    AcceleratorRegistry,
-    CUDAAccelerator,
-    MPSAccelerator,
-)
-from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.strategies import DDPStrategy, ParallelStrategy, Strategy, StrategyRegistry
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor, nn
-from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
-from torch.nn.modules.batchnorm import _NormBase
 
-from gan_zoo.errors import check
+from gan_zoo.compat import NormBase, flatten_dense_tensors, unflatten_dense_tensors
+from gan_zoo.errors import ConfigValueError
 
 
 class GANDDPStrategy(DDPStrategy):
     """Lightning's DDP without the ``DistributedDataParallel`` wrapper (see module docstring).
 
-    Modules are synchronised from rank 0 once at the start; afterwards the GAN loop keeps
-    them identical with :func:`all_reduce_`.
+    Registered in Lightning's ``StrategyRegistry`` as ``gan_ddp`` (and ``gan_ddp_fork`` for
+    notebooks) when gan_zoo is imported: ``Trainer(strategy="gan_ddp", devices=4)``. Modules are
+    synchronised from rank 0 once at the start; afterwards the GAN loop keeps them identical with
+    :func:`all_reduce_`.
     """
-
-    syncs_in_loop = True
 
     def configure_ddp(self) -> None:
         assert self.model is not None
         broadcast_from_rank0(self.model)  # identical start on every rank (params and buffers)
 
 
-def choose_strategy(
-    strategy: str | Strategy,
-    accelerator: str | Accelerator = "auto",
-    devices: int | str | list[int] = "auto",
-    num_nodes: int = 1,
-) -> str | Strategy:
-    """The ``Trainer`` strategy for these arguments: :class:`GANDDPStrategy` for every DDP run.
+STRATEGY_NAME = "gan_ddp"
+# Lightning's names for its own DDP, and the gan_zoo strategy that replaces each.
+GAN_EQUIVALENT = {"ddp": STRATEGY_NAME, "ddp_fork": f"{STRATEGY_NAME}_fork"}
 
-    ``ddp`` always, and ``auto`` whenever ``num_nodes > 1`` or Lightning would use more than one
-    device per node (:func:`local_device_count`), become a :class:`GANDDPStrategy`; single-device
-    strategies pass through; other parallel strategies are refused (:func:`check_strategy`).
 
-    >>> type(choose_strategy("auto", "cpu", "2")).__name__
-    'GANDDPStrategy'
-    >>> choose_strategy("auto", "cpu", 1)
-    'auto'
+def register_strategies() -> None:
+    """Add ``gan_ddp`` and ``gan_ddp_fork`` to Lightning's ``StrategyRegistry`` (idempotent)."""
+    for name, start_method in ((STRATEGY_NAME, "popen"), (f"{STRATEGY_NAME}_fork", "fork")):
+        if name not in StrategyRegistry:
+            StrategyRegistry.register(
+                name,
+                GANDDPStrategy,
+                description=f"gan_zoo's data parallelism for the n_critic loop ({start_method})",
+                start_method=start_method,
+            )
+
+
+def check_strategy(strategy: Strategy) -> None:
+    """Refuse parallel strategies other than :class:`GANDDPStrategy`, naming the fix.
+
+    Lightning's own DDP (what ``strategy="auto"`` picks for several devices), FSDP, DeepSpeed and
+    XLA wrap or shard the module: the loop's all-reduce would be skipped (ranks drift apart) or
+    the critic step would crash. Single-device strategies are fine.
     """
-    check_strategy(strategy)
-    if isinstance(strategy, Strategy):
-        return strategy
-    many = num_nodes > 1 or local_device_count(accelerator, devices) > 1
-    return GANDDPStrategy() if strategy == "ddp" or many else strategy
-
-
-def check_strategy(strategy: str | Strategy, key: str = "strategy") -> None:
-    """Refuse parallel strategies other than :class:`GANDDPStrategy` (``auto``/``ddp`` map to it).
-
-    Lightning's own DDP, FSDP, DeepSpeed and XLA strategies wrap or shard the module: the loop's
-    all-reduce would be skipped (ranks drift apart) or the critic step would crash.
-    """
-    if isinstance(strategy, str) and strategy in ("auto", "ddp"):
+    if isinstance(strategy, GANDDPStrategy) or not isinstance(strategy, ParallelStrategy):
         return
-    if isinstance(strategy, Strategy):
-        cls: type | None = type(strategy)
-        value: Any = type(strategy).__name__
-    else:
-        known = strategy in StrategyRegistry.available_strategies()
-        cls, value = (StrategyRegistry[strategy]["strategy"] if known else None), strategy
-    single = [
-        name
-        for name in StrategyRegistry.available_strategies()
-        if not issubclass(StrategyRegistry[name]["strategy"], ParallelStrategy)
-    ]
-    valid = cls is not None and (
-        issubclass(cls, GANDDPStrategy) or not issubclass(cls, ParallelStrategy)
+    name = type(strategy).__name__
+    raise ConfigValueError(
+        "strategy",
+        name,
+        f"'{STRATEGY_NAME}' for several devices or nodes, e.g. Trainer(strategy='{STRATEGY_NAME}',"
+        f" devices=2), registered by `import gan_zoo`: Lightning's {name} wraps or shards the "
+        "module, which the n_critic loop does not support",
     )
-    check(
-        valid,
-        key,
-        value,
-        "auto or ddp (both run gan_zoo's GANDDPStrategy on several devices), or a single-device "
-        f"strategy ({', '.join(single)}); Lightning's other parallel strategies wrap the module, "
-        "which the n_critic loop does not support",
-    )
-
-
-def local_device_count(accelerator: str | Accelerator, devices: int | str | list[int]) -> int:
-    """Devices per node that ``Trainer(accelerator=..., devices=...)`` uses, by Lightning's parsers.
-
-    ``"auto"`` and ``-1`` mean every visible device (one CPU process for ``"auto"`` on CPU, and
-    one GPU in a notebook, as Lightning does); ``"0,1"``, ``[0, 1]``, ``"2"`` and ``2`` mean two.
-    0 when Lightning will refuse the combination (it then raises its own error).
-    """
-    try:
-        if isinstance(accelerator, Accelerator):
-            acc = accelerator
-        else:
-            if accelerator == "auto":
-                accelerator = _select_auto_accelerator()
-            elif accelerator == "gpu":
-                accelerator = "mps" if MPSAccelerator.is_available() else "cuda"
-            acc = AcceleratorRegistry.get(accelerator)
-        if devices == "auto":
-            count = acc.auto_device_count()
-            return min(count, 1) if _IS_INTERACTIVE and isinstance(acc, CUDAAccelerator) else count
-        return len(acc.get_parallel_devices(acc.parse_devices(devices)))
-    except (MisconfigurationException, TypeError, ValueError, KeyError, ImportError):
-        return 0
 
 
 def broadcast_from_rank0(module: nn.Module) -> None:
@@ -159,9 +103,9 @@ def broadcast_from_rank0(module: nn.Module) -> None:
     # Sorted: set order of dtypes differs between processes, and so would the collectives.
     for dtype in sorted({t.dtype for t in tensors}, key=str):
         group = [t for t in tensors if t.dtype == dtype]
-        flat = _flatten_dense_tensors(group)
+        flat = flatten_dense_tensors(group)
         dist.broadcast(flat, src=0)
-        for tensor, synced in zip(group, _unflatten_dense_tensors(flat, group)):
+        for tensor, synced in zip(group, unflatten_dense_tensors(flat, group)):
             tensor.copy_(synced)
 
 
@@ -190,7 +134,7 @@ def running_statistics(module: nn.Module) -> list[Tensor]:
     """``running_mean`` and ``running_var`` of every BatchNorm (and tracking InstanceNorm)."""
     stats = []
     for layer in module.modules():
-        if isinstance(layer, _NormBase) and layer.track_running_stats:
+        if isinstance(layer, NormBase) and layer.track_running_stats:
             stats += [t for t in (layer.running_mean, layer.running_var) if t is not None]
     return stats
 
@@ -221,37 +165,16 @@ def all_reduce_(module: nn.Module) -> None:
     tensors += running_statistics(module)
     if not tensors:
         return
-    flat = _flatten_dense_tensors(tensors)
+    flat = flatten_dense_tensors(tensors)
     dist.all_reduce(flat)
     flat.div_(size)
-    synced = _unflatten_dense_tensors(flat, tensors)
+    synced = unflatten_dense_tensors(flat, tensors)
     for tensor, average in zip(tensors, synced):
         tensor.copy_(average)
     if missing:  # one host read, only on ranks where some gradient is missing
         for i, had in zip(missing, present[missing].tolist()):
             if had > 0:
                 params[i].grad = tensors[i]  # the zeros, now holding the average
-
-
-@contextmanager
-def uncounted(opt: LightningOptimizer) -> Iterator[None]:
-    """Step ``opt`` without advancing ``trainer.global_step``.
-
-    In manual optimization Lightning counts every ``optimizer.step()`` as a global step
-    (Lightning issue 17958), so with n_critic=5 ``max_steps`` would stop after N/6 generator
-    steps. The counting lives in two callbacks Lightning injects into each optimizer for the
-    duration of one training step; the discriminator's are silenced here.
-    """
-    before, after = opt._on_before_step, opt._on_after_step
-    opt._on_before_step = opt._on_after_step = _do_nothing
-    try:
-        yield
-    finally:
-        opt._on_before_step, opt._on_after_step = before, after
-
-
-def _do_nothing() -> None:
-    return None
 
 
 def rank_seed_offset(rank: int) -> int:
@@ -263,3 +186,6 @@ def reseed_for_rank(rank: int) -> None:
     """Give each rank its own noise stream; rank 0 keeps the single-process stream."""
     if rank > 0:
         torch.manual_seed(torch.initial_seed() + rank_seed_offset(rank))
+
+
+register_strategies()

@@ -7,6 +7,8 @@ import copy
 import torch
 from torch import nn
 
+from gan_zoo.compat import foreach_lerp_
+
 
 def make_ema(module: nn.Module) -> nn.Module:
     """A frozen copy of ``module`` to hold the average (same structure, no gradients)."""
@@ -26,6 +28,6 @@ def ema_update(ema: nn.Module, module: nn.Module, decay: float) -> None:
     """
     ema_params = list(ema.parameters())
     params = [p.detach() for p in module.parameters()]
-    torch._foreach_lerp_(ema_params, params, 1.0 - decay)  # type: ignore[arg-type]
+    foreach_lerp_(ema_params, params, 1.0 - decay)
     for ema_buffer, buffer in zip(ema.buffers(), module.buffers()):
         ema_buffer.copy_(buffer)

@@ -1,11 +1,15 @@
-"""One error type for bad configuration values, so every CLI can print it as one line."""
+"""Error types for bad input, so every CLI can print them as one line and exit with status 2."""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-class ConfigValueError(ValueError):
+class ConfigError(ValueError):
+    """A configuration is outside what the code supports; the message is one line."""
+
+
+class ConfigValueError(ConfigError):
     """A configuration value is outside what the code supports.
 
     ``key`` is the constructor argument (the CLI prefixes the config group, e.g. ``model.``),
@@ -22,6 +26,10 @@ class ConfigValueError(ValueError):
     def with_prefix(self, prefix: str) -> ConfigValueError:
         """The same error with ``prefix.`` in front of the key (used by CLIs for config groups)."""
         return ConfigValueError(f"{prefix}.{self.key}", self.value, self.valid)
+
+
+class DataUnavailableError(RuntimeError):
+    """A dataset is neither on disk nor downloadable; the message says how to get it."""
 
 
 def check(condition: bool, key: str, value: Any, valid: str) -> None:

@@ -12,62 +12,56 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import annotated_types as at
 from hydra.utils import instantiate
 from lightning.fabric import Fabric
 from omegaconf import DictConfig, OmegaConf
+from pydantic import BaseModel, ConfigDict, Strict
 
-from gan_zoo.callbacks.config_in_checkpoint import CONFIG_KEY
-from gan_zoo.checkpoint import CheckpointError, load_model, read_checkpoint
-from gan_zoo.errors import ConfigValueError, check
+from gan_zoo.checkpointing import CONFIG_KEY, CheckpointError, load_model, read_checkpoint
+from gan_zoo.errors import ConfigError, check
 from gan_zoo.metrics import distributed
 from gan_zoo.metrics.fidelity import FidelityMetrics
 from gan_zoo.metrics.inception import InceptionWeightsError
 from gan_zoo.metrics.protocol import protocol, sampled_from, score_generator
 from gan_zoo.metrics.reference import prepare_reference, train_set
+from gan_zoo.validation import PositiveInt, Seed, StrictBool, validate_settings
 
 # The way out of a weights error, in evaluate.py's keys: it has no switch that avoids InceptionV3
 # (metrics.fid and metrics.isc both need it, and at least one must be on).
 EVALUATE_FIX = "set metrics.inception_weights=PATH (evaluate.py needs InceptionV3 for FID and IS)"
 
 
-def check_settings(metrics: dict[str, Any]) -> None:
+class EvaluateSettings(BaseModel):
+    """``metrics`` of ``configs/evaluate.yaml``; ``num_real`` and ``isc_splits`` are bounded by
+    ``num_samples`` and the data in :func:`_score`, where those meet."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    fid: StrictBool = True
+    isc: StrictBool = True
+    num_samples: Annotated[int, Strict(), at.Ge(2)] = 50000
+    num_real: Annotated[int, Strict(), at.Ge(2)] | Literal["auto"] = "auto"
+    isc_splits: PositiveInt = 10
+    seed: Seed = 0
+    batch_size: PositiveInt = 100
+    inception_weights: str | None = None
+    cache_dir: str = "~/.cache/gan_zoo"
+
+
+def check_settings(metrics: dict[str, Any]) -> EvaluateSettings:
     """Refuse bad ``metrics.*`` values before any process starts."""
-
-    def integer(key: str, minimum: int) -> bool:
-        value = metrics.get(key)
-        return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
+    settings = validate_settings(EvaluateSettings, metrics, "metrics")
+    check(settings.fid or settings.isc, "metrics.fid", settings.fid, "true, or metrics.isc=true")
     check(
-        bool(metrics.get("fid") or metrics.get("isc")),
-        "metrics.fid",
-        metrics.get("fid"),
-        "true, or metrics.isc=true (at least one metric)",
-    )
-    check(
-        integer("num_samples", 2),
-        "metrics.num_samples",
-        metrics.get("num_samples"),
-        "an integer >= 2",
-    )
-    num_real = metrics.get("num_real")
-    check(
-        num_real == "auto" or integer("num_real", 2),
-        "metrics.num_real",
-        num_real,
-        "'auto' or an integer >= 2",
-    )
-    check(
-        integer("isc_splits", 1) and metrics["isc_splits"] <= metrics["num_samples"],
+        settings.isc_splits <= settings.num_samples,
         "metrics.isc_splits",
-        metrics.get("isc_splits"),
-        "an integer in [1, num_samples]",
+        settings.isc_splits,
+        f"at most metrics.num_samples ({settings.num_samples})",
     )
-    check(integer("seed", 0), "metrics.seed", metrics.get("seed"), "an integer >= 0")
-    check(
-        integer("batch_size", 1), "metrics.batch_size", metrics.get("batch_size"), "an integer >= 1"
-    )
+    return settings
 
 
 def _run_config(ckpt_path: str, data_overrides: dict[str, Any]) -> dict[str, Any]:
@@ -84,7 +78,7 @@ def _run_config(ckpt_path: str, data_overrides: dict[str, Any]) -> dict[str, Any
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """``{"fid", "is_mean", "is_std", "protocol"}`` of ``cfg.ckpt_path`` (configs/evaluate.yaml)."""
     metrics: dict[str, Any] = OmegaConf.to_container(cfg.metrics, resolve=True)  # type: ignore
-    check_settings(metrics)
+    metrics = check_settings(metrics).model_dump()
     data_cfg = _run_config(cfg.ckpt_path, OmegaConf.to_container(cfg.data, resolve=True))  # type: ignore[arg-type]
     devices = cfg.trainer.devices
     check(isinstance(devices, int) and devices >= 1, "trainer.devices", devices, "an integer >= 1")
@@ -110,7 +104,7 @@ def _worker(
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON line only
         try:
             return _score(fabric, ckpt_path, data_cfg, metrics)
-        except (distributed.FidelityError, ConfigValueError, CheckpointError) as err:
+        except (distributed.FidelityError, ConfigError, CheckpointError) as err:
             return {"error": str(err)}
 
 

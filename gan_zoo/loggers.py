@@ -9,7 +9,6 @@ import re
 import socket
 import sys
 import threading
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,83 +19,83 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from gan_zoo.errors import check
-from gan_zoo.resume import WANDB_STATE_FILE, last_logged_step, read_json
 
 _MODES = ("online", "offline", "disabled")
 
 
+STATE_FILE = "gan_zoo_run.json"  # <save_dir>/wandb/<this>: the run id and the last step sent
+
+
 class ResumableWandbLogger(WandbLogger):
-    """A :class:`WandbLogger` that a resumed run continues: same run id, no step logged twice.
+    """A :class:`WandbLogger` that a resumed run continues without logging a step twice.
 
     The run id and the last logged step are kept in ``<save_dir>/wandb/gan_zoo_run.json``
-    (rewritten atomically whenever metrics are logged; offline runs too). :meth:`continue_run`
-    reopens a run id (``resume="allow"``) and drops metrics of steps up to the last one that run
-    already logged: an exact resume recomputes the same values, and logging them again would
-    send the step axis backwards.
+    (rewritten atomically whenever metrics are logged; offline runs too). A run resumed from a
+    checkpoint passes the same ``id`` with ``resume="allow"`` (W&B's own continuation, see
+    :func:`continuation`) and ``logged_up_to``: metrics of steps up to it are dropped, since an
+    exact resume recomputes the same values and logging them again would repeat steps.
+
+    Args:
+        logged_up_to: the highest step the continued run already logged (-1: none).
+        Other arguments as :class:`lightning.pytorch.loggers.WandbLogger` (and ``wandb.init``).
     """
 
-    STATE_FILE = WANDB_STATE_FILE
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, logged_up_to: int = -1, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._replayed_up_to = -1  # steps <= this were logged before the restart
+        self.logged_up_to = logged_up_to
 
     @property
     def state_path(self) -> Path:
-        return Path(self._save_dir or ".") / "wandb" / self.STATE_FILE
-
-    def continue_run(
-        self, run_id: str | None = None, checkpoint_path: str | Path | None = None
-    ) -> None:
-        """Continue W&B run ``run_id`` (the checkpoint's; default: the one of ``save_dir``).
-
-        What that run logged, also after the checkpoint was written, is read from its local
-        records (:func:`last_logged_step`) in ``<save_dir>/wandb`` and in the ``wandb`` folder
-        of the checkpoint's run directory (``<run dir>/checkpoints/x.ckpt``). Without any record
-        of it (wandb folder deleted, checkpoint copied alone) the logged steps are unknown, so a
-        new run id is started instead, with a one-line warning: reopening could send the run's
-        step axis backwards.
-        """
-        run_id = run_id or read_json(self.state_path).get("id")
-        if not run_id:
-            return
-        folders = [self.state_path.parent]
-        if checkpoint_path is not None:
-            folders.append(Path(checkpoint_path).resolve().parent.parent / "wandb")
-        last = last_logged_step(run_id, folders)
-        if last is None:
-            new_id = uuid.uuid4().hex[:8]
-            rank_zero_warn(
-                f"W&B run {run_id} of the checkpoint is not continued: no record of the steps it "
-                f"logged under {' or '.join(str(f) for f in folders)}, so its step axis could go "
-                f"backwards; logging to a new run {new_id} instead"
-            )
-            run_id, last = new_id, -1
-        self._wandb_init.update(id=run_id, resume="allow")
-        self._id = run_id
-        self._replayed_up_to = last
+        return Path(self.save_dir or ".") / "wandb" / STATE_FILE
 
     @rank_zero_only
     def log_hyperparams(self, params: Any) -> None:  # type: ignore[override]
         super().log_hyperparams(params)
-        self._write_state(self._replayed_up_to)
+        self._write_state(self.logged_up_to)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        if step is not None and step <= self._replayed_up_to:
+        if step is not None and step <= self.logged_up_to:
             return
         super().log_metrics(metrics, step)
         if step is not None:
             self._write_state(int(step))
 
     def _write_state(self, last_step: int) -> None:
-        if self._experiment is None or not getattr(self._experiment, "id", None):
-            return
         path = self.state_path
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_suffix(".tmp")
-        temp.write_text(json.dumps({"id": self._experiment.id, "last_step": last_step}))
+        temp.write_text(json.dumps({"id": self.experiment.id, "last_step": last_step}))
         os.replace(temp, path)
+
+
+def continuation(save_dir: str | Path, ckpt_path: str | Path) -> dict[str, Any]:
+    """Arguments that make :func:`wandb_logger` continue the W&B run of a resumed checkpoint.
+
+    The run and how far it logged (also after the checkpoint was written) come from gan_zoo's
+    record ``gan_zoo_run.json`` in the checkpoint's own run directory
+    (``<run dir>/checkpoints/x.ckpt``), else in ``<save_dir>/wandb``; the highest step either
+    records for that run counts. Without a record (the wandb folder deleted, the checkpoint
+    copied alone) there is nothing to continue: ``{}``, a new run.
+    """
+    # The checkpoint's own run first: resumed elsewhere, it continues its run, not the folder's.
+    folders = [Path(ckpt_path).resolve().parent.parent / "wandb", Path(save_dir) / "wandb"]
+    records = [_read_json(folder.resolve() / STATE_FILE) for folder in dict.fromkeys(folders)]
+    records = [r for r in records if r.get("id")]
+    if not records:
+        return {}
+    run_id = records[0]["id"]
+    last = max(int(r.get("last_step", -1)) for r in records if r["id"] == run_id)
+    return {"id": run_id, "resume": "allow", "logged_up_to": last}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``, or ``{}`` when it is missing or unreadable."""
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 # Environment variables whose values must never reach a log, config or checkpoint, and config
@@ -226,8 +225,7 @@ def wandb_logger(
     """
     if os.environ.get("WANDB_MODE") == "":
         del os.environ["WANDB_MODE"]  # wandb itself rejects an empty mode
-    mode = mode or os.environ.get("WANDB_MODE") or _auto_mode()
-    check(mode in _MODES, "mode", mode, "one of " + ", ".join(_MODES))
+    mode = choose_mode(mode)
     os.environ.setdefault("WANDB_SILENT", "true")
     kwargs["settings"] = _metadata_settings(kwargs.get("settings"), sys.argv[1:])
     return ResumableWandbLogger(project=project, name=name, save_dir=save_dir, mode=mode, **kwargs)
@@ -250,6 +248,14 @@ def _metadata_settings(settings: Any, argv: list[str]) -> Any:
         return {**(settings or {}), "x_disable_meta": True}
     settings.x_disable_meta = True  # a wandb.Settings
     return settings
+
+
+def choose_mode(mode: str | None = None) -> str:
+    """``mode``, else ``WANDB_MODE``, else ``online`` when a key is configured and the W&B host
+    answers within 3 s, else ``offline``; refuses anything but online, offline or disabled."""
+    mode = mode or os.environ.get("WANDB_MODE") or _auto_mode()
+    check(mode in _MODES, "mode", mode, "one of " + ", ".join(_MODES))
+    return mode
 
 
 def _auto_mode() -> str:

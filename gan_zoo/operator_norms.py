@@ -28,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_zoo.compat import ConvNd, ConvTransposeNd, reversed_padding
+
 # Layers whose weight is a linear map (Linear, Conv and ConvTranspose of any dimension).
-WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
+WEIGHTED = (nn.Linear, ConvNd)
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
@@ -61,7 +63,7 @@ def recorded_input_shapes(module: nn.Module) -> Iterator[dict[str, torch.Size]]:
             handle.remove()
 
 
-def conv_map(layer: nn.modules.conv._ConvNd, weight: Tensor) -> Callable[[Tensor], Tensor]:
+def conv_map(layer: ConvNd, weight: Tensor) -> Callable[[Tensor], Tensor]:
     """The bias-free linear map of a Conv/ConvTranspose ``layer`` with kernel ``weight``.
 
     ``(N, C_in, *spatial)`` to ``(N, C_out, *spatial_out)``, exactly as the layer's forward
@@ -69,14 +71,14 @@ def conv_map(layer: nn.modules.conv._ConvNd, weight: Tensor) -> Callable[[Tensor
     """
     dims = weight.dim() - 2
     stride, dilation, groups = layer.stride, layer.dilation, layer.groups
-    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+    if isinstance(layer, ConvTransposeNd):
         conv_t, out_pad = _CONV_TRANSPOSE[dims], layer.output_padding
         padding = layer.padding  # a transposed conv's padding is never a string
         assert not isinstance(padding, str)
         return lambda x: conv_t(x, weight, None, stride, padding, out_pad, groups, dilation)
     conv = _CONV[dims]
     if layer.padding_mode != "zeros":  # padded outside the conv, as nn.Conv*d's forward does
-        pad, mode = layer._reversed_padding_repeated_twice, layer.padding_mode
+        pad, mode = reversed_padding(layer), layer.padding_mode
         return lambda x: conv(F.pad(x, pad, mode=mode), weight, None, stride, 0, dilation, groups)
     return lambda x: conv(x, weight, None, stride, layer.padding, dilation, groups)
 

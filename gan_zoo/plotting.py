@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
+from matplotlib.figure import Figure
 from torch import Tensor
 
 
@@ -41,14 +43,10 @@ def to_uint8(images: Tensor) -> Tensor:
 
 def save_scatter(real: Tensor | None, fake: Tensor, path: str | Path, title: str = "") -> Path:
     """Plot ``(N, 2)`` points (scatter) or ``(N, 1)`` values (histogram): data against samples."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = new_figure(figsize=(5, 5))
+    ax = fig.subplots()
     if fake.shape[1] == 1:
         bins = 100
         if real is not None:
@@ -62,5 +60,10 @@ def save_scatter(real: Tensor | None, fake: Tensor, path: str | Path, title: str
     ax.legend(loc="upper right")
     ax.set_title(title)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return path
+
+
+def new_figure(**kwargs: Any) -> Figure:
+    """A matplotlib ``Figure`` of the object API: no pyplot, so no global backend is switched
+    (a notebook's inline backend stays), nothing to close, and ``savefig`` renders with Agg."""
+    return Figure(**kwargs)

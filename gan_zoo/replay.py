@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from gan_zoo.distributed import gather_from_ranks, global_rank
-from gan_zoo.errors import check
+from gan_zoo.validation import Fraction, PositiveInt, validated
 
 
 class ReplayBuffer:
@@ -25,10 +25,10 @@ class ReplayBuffer:
     checkpoint on the CPU moves to the GPU at the first :meth:`mix`).
 
     Args:
-        size: capacity in samples (``>= 1``).
-        ratio: fraction of each fake batch drawn from the pool, in ``[0, 1]``.
+        replay_size: capacity in samples (``>= 1``).
+        replay_ratio: fraction of each fake batch drawn from the pool, in ``[0, 1]``.
 
-    >>> buf = ReplayBuffer(size=4, ratio=0.5)
+    >>> buf = ReplayBuffer(replay_size=4, replay_ratio=0.5)
     >>> mixed, n_old = buf.mix(torch.zeros(2, 3))  # the first call only fills the pool
     >>> mixed.shape, n_old, len(buf)
     (torch.Size([2, 3]), 0, 2)
@@ -36,10 +36,9 @@ class ReplayBuffer:
     1
     """
 
-    def __init__(self, size: int, ratio: float = 0.5) -> None:
-        check(isinstance(size, int) and size >= 1, "replay_size", size, "an integer >= 1")
-        check(0.0 <= ratio <= 1.0, "replay_ratio", ratio, "a number in [0, 1]")
-        self.size, self.ratio = size, float(ratio)
+    @validated
+    def __init__(self, replay_size: PositiveInt, replay_ratio: Fraction = 0.5) -> None:
+        self.size, self.ratio = replay_size, float(replay_ratio)
         self.samples: Tensor | None = None  # (size, *S), on the device of the fakes
         self.count = 0
 

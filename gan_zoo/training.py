@@ -1,7 +1,15 @@
-"""Build everything a config describes and run ``Trainer.fit``; used by ``train.py``."""
+"""Build everything a config describes and run ``Trainer.fit``; used by ``train.py``.
+
+Every value is checked by what consumes it (:mod:`gan_zoo.validation`): the run-level keys by
+:class:`RunSettings`, every ``_target_`` node by its constructor. Building is free of side
+effects, so a bad value anywhere stops the run before anything is written.
+"""
 
 from __future__ import annotations
 
+import logging
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,32 +18,131 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from pydantic import BaseModel, ConfigDict
 
-from gan_zoo.callbacks import ConfigInCheckpoint
-from gan_zoo.checkpoint import read_checkpoint
-from gan_zoo.checkpoint_io import AtomicCheckpointIO
-from gan_zoo.distributed import choose_strategy
-from gan_zoo.errors import ConfigValueError
-from gan_zoo.loggers import ResumableWandbLogger, redact_hydra_files, redact_secrets
+from gan_zoo.checkpointing import (
+    AtomicCheckpointIO,
+    ConfigInCheckpoint,
+    ResumeState,
+    check_resumable,
+    read_checkpoint,
+    resolve_ckpt_path,
+)
+from gan_zoo.checkpointing.load import locate
+from gan_zoo.distributed import GAN_EQUIVALENT, STRATEGY_NAME, check_strategy
+from gan_zoo.errors import ConfigError, ConfigValueError
+from gan_zoo.loggers import continuation, redact_hydra_files, redact_secrets, wandb_logger
 from gan_zoo.models.base import GAN
-from gan_zoo.resume import WANDB_ID_KEY, ResumeState, check_resumable, resolve_ckpt_path
-from gan_zoo.schemas import validate_config
+from gan_zoo.validation import PositiveInt, Seed, check_arguments, validate_settings
+
+MISSING = "???"
 
 
-def instantiate_group(node: Any, key: str, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` whose :class:`ConfigValueError` names the full config key."""
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class MetricsSettings(_Strict):
+    """``metrics``: settings shared by the metric callbacks (docs/metrics.md)."""
+
+    inception_weights: str | None = None
+
+
+class PathsSettings(_Strict):
+    """``paths``: where runs and data live."""
+
+    output_dir: str
+    data_dir: str
+
+
+class NetSettings(_Strict):
+    """``net``: the latent size both nets and the model share, and the two nets."""
+
+    latent_dim: PositiveInt
+    generator: dict[str, Any]
+    discriminator: dict[str, Any]
+
+
+class RunSettings(_Strict):
+    """The keys of ``configs/train.yaml`` that are not a ``_target_`` node of their own."""
+
+    seed: Seed
+    ckpt_path: str | None = None
+    run_name: str
+    metrics: MetricsSettings = MetricsSettings()
+    paths: PathsSettings
+    net: NetSettings
+    data: dict[str, Any]
+    model: dict[str, Any]
+    trainer: dict[str, Any]
+    logger: dict[str, Any] | None = None
+    callbacks: dict[str, Any] | None = None
+    nan_guard: dict[str, Any] | None = None
+    preemption: dict[str, Any] | None = None
+    checkpoint_io: dict[str, Any] | None = None
+
+
+def resolve(cfg: DictConfig, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The config (or its top-level ``keys``) as plain containers, every interpolation resolved
+    and no key left ``???``."""
     try:
-        return instantiate(node, **kwargs)
+        if keys is None:
+            resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+        else:
+            resolved = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in keys}
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "config"
+        reason = str(err).strip().splitlines()[0]
+        raise ConfigValueError(key, "(unresolvable)", f"a resolvable value: {reason}") from None
+    assert isinstance(resolved, dict)
+    _refuse_missing(resolved, "")
+    return {str(k): v for k, v in resolved.items()}
+
+
+def _refuse_missing(node: Any, key: str) -> None:
+    if node == MISSING:
+        raise ConfigValueError(key, MISSING, "a value: the key is mandatory")
+    if isinstance(node, dict):
+        for name, child in node.items():
+            _refuse_missing(child, f"{key}.{name}" if key else str(name))
+
+
+def instantiate_node(node: Any, key: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate(node, **kwargs)`` whose errors are one line naming ``key``.
+
+    gan_zoo's own targets check their arguments themselves (:func:`gan_zoo.validation.validated`);
+    for third-party ones (Lightning, torch, loggers) the names and types are checked against the
+    signature first, and their own range errors are passed on as one line.
+    """
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    target = locate(node.get("_target_")) if isinstance(node, dict) else None
+    if isinstance(node, dict) and target is None:
+        valid = "an importable class or function"
+        raise ConfigValueError(f"{key}._target_", node.get("_target_"), valid)
+    if target is not None and not getattr(target, "__module__", "").startswith("gan_zoo."):
+        check_arguments(target, {k: v for k, v in node.items() if k not in kwargs}, key)
+    try:
+        return instantiate(node, _convert_="all", **kwargs)
     except InstantiationException as err:
-        cause: BaseException | None = err
-        while cause is not None and not isinstance(cause, ConfigValueError):
-            cause = cause.__cause__ or cause.__context__
-        if isinstance(cause, ConfigValueError):
-            raise cause.with_prefix(key) from None
-        raise
+        raise _one_line(err, key) from None
     except ConfigValueError as err:
         raise err.with_prefix(key) from None
+
+
+def _one_line(err: BaseException, key: str) -> ConfigError:
+    cause: BaseException | None = err
+    while cause is not None and isinstance(cause, InstantiationException):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ConfigValueError):
+        return cause.with_prefix(key)
+    if isinstance(cause, ConfigError):
+        return cause
+    reason = str(cause or err).strip().splitlines()
+    return ConfigError(f"{key}: {reason[0] if reason else type(cause).__name__}")
 
 
 def check_shapes(
@@ -56,113 +163,162 @@ def check_shapes(
             )
 
 
-def _strategy(trainer_cfg: DictConfig) -> Any:
-    """The ``trainer.strategy`` to run: :class:`GANDDPStrategy` for every DDP run.
-
-    ``ddp``, and ``auto`` on more than one device in all (``devices`` as Lightning parses it,
-    times ``num_nodes``); plain DDP wraps the LightningModule and rejects a critic step that
-    leaves the generator's parameters without gradients (Lightning issues 20328, 20866).
-    Lightning's other parallel strategies are refused; see ``gan_zoo.distributed``.
-    """
-    trainer = OmegaConf.to_container(trainer_cfg, resolve=True)
-    assert isinstance(trainer, dict)
-    try:
-        return choose_strategy(
-            trainer.get("strategy", "auto"),
-            trainer.get("accelerator", "auto"),
-            trainer.get("devices", "auto"),
-            trainer.get("num_nodes", 1),
-        )
-    except ConfigValueError as err:
-        raise err.with_prefix("trainer") from None
-
-
-def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, GAN]:
+def build(cfg: DictConfig | dict[str, Any]) -> tuple[pl.LightningDataModule, GAN]:
     """Instantiate the data module and the model (with its nets) and check they fit together."""
-    datamodule = instantiate_group(cfg.data, "data")
-    generator = instantiate_group(cfg.net.generator, "net.generator")
-    discriminator = instantiate_group(cfg.net.discriminator, "net.discriminator")
-    model = instantiate_group(cfg.model, "model", generator=generator, discriminator=discriminator)
+    config = resolve(cfg, ("data", "net", "model")) if isinstance(cfg, DictConfig) else cfg
+    datamodule = instantiate_node(config["data"], "data")
+    generator = instantiate_node(config["net"]["generator"], "net.generator")
+    discriminator = instantiate_node(config["net"]["discriminator"], "net.discriminator")
+    nets = {"generator": generator, "discriminator": discriminator}
+    model = instantiate_node(config["model"], "model", **nets)
     check_shapes(datamodule, model.generator, model.discriminator)
     return datamodule, model
 
 
-def read_data_index(datamodule: pl.LightningDataModule) -> None:
-    """Set the data up now when that needs no download, so an empty folder or unreadable images
-    (``strict``) fail before anything trains, with the ``data.`` key. Lightning's own ``setup``
-    call is then a no-op; data that downloads is set up by Lightning after ``prepare_data``.
+def read_data_index(datamodule: pl.LightningDataModule, n_critic: int) -> None:
+    """Set the data up now when that needs no download, so an empty folder, unreadable images
+    (``strict``) or a batch the data cannot fill fail before anything trains, with the ``data.``
+    key. Lightning's own ``setup`` call is then a no-op; data that downloads is set up by
+    Lightning after ``prepare_data``, and checked then.
     """
     if type(datamodule).prepare_data is not pl.LightningDataModule.prepare_data:
         return
     try:
         datamodule.setup("fit")
+        check_fits = getattr(datamodule, "check_fits", None)
+        if check_fits is not None:
+            check_fits(n_critic)
     except ConfigValueError as err:
         raise err.with_prefix("data") from None
 
 
-def fault_tolerance(cfg: DictConfig) -> tuple[list[pl.Callback], list[Any]]:
-    """Callbacks and plugins of docs/fault_tolerance.md, in the order training needs them.
+def checkpoint_dir(config: dict[str, Any]) -> Path:
+    """Where the run writes checkpoints: the model checkpoint's ``dirpath`` (else the
+    preemption handler's, else ``<run dir>/checkpoints``); ``ckpt_path=last`` looks there."""
+    for node in ((config.get("callbacks") or {}).get("model_checkpoint"), config.get("preemption")):
+        if isinstance(node, dict) and node.get("dirpath"):
+            return Path(node["dirpath"])
+    return Path(config["paths"]["output_dir"]) / "checkpoints"
 
-    ``nan_guard`` and ``preemption`` (top-level config nodes, so ``callbacks=none`` keeps them)
-    come after the config's callbacks, then :class:`ResumeState`, then the preemption handler,
-    which must save after every other callback has finished the batch.
+
+def choose_strategy(trainer_node: dict[str, Any]) -> Any:
+    """The strategy to run: gan_zoo's ``gan_ddp`` wherever Lightning would run its own DDP.
+
+    ``ddp`` names Lightning's DDP, and ``auto`` picks it for several devices or nodes; both
+    become ``gan_ddp``. Which one ``auto`` picks is Lightning's own decision, read off a Trainer
+    built with the same accelerator, devices and nodes (its start-up lines silenced).
     """
-    callbacks: list[pl.Callback] = []
-    if cfg.get("nan_guard") is not None:
-        callbacks.append(instantiate_group(cfg.nan_guard, "nan_guard"))
+    requested = trainer_node.get("strategy", "auto")
+    if requested != "auto" or not isinstance(requested, str):
+        return GAN_EQUIVALENT.get(requested, requested) if isinstance(requested, str) else requested
+    probe = {
+        k: trainer_node[k] for k in ("accelerator", "devices", "num_nodes") if k in trainer_node
+    }
+    quiet = logging.getLogger("lightning.pytorch")
+    level, quiet.level = quiet.level, logging.WARNING
+    try:
+        with warnings.catch_warnings():  # the real Trainer repeats what is worth saying
+            warnings.simplefilter("ignore")
+            chosen = pl.Trainer(**probe, logger=False, enable_checkpointing=False).strategy
+    except Exception:  # Lightning refuses the devices: the real Trainer says why, with our prefix
+        return requested
+    finally:
+        quiet.setLevel(level)
+    return STRATEGY_NAME if isinstance(chosen, DDPStrategy) else requested
+
+
+def build_callbacks(config: dict[str, Any], record: dict[str, Any]) -> list[pl.Callback]:
+    """The config's callbacks (null entries skipped), the run config ``record`` for checkpoints,
+    then the fault-tolerance ones in the order training needs them: ``nan_guard``,
+    :class:`ResumeState`, and the preemption handler last, which must save after every other
+    callback has finished the batch."""
+    nodes = config.get("callbacks") or {}
+    callbacks = [instantiate_node(c, f"callbacks.{k}") for k, c in nodes.items() if c is not None]
+    if not config["trainer"].get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    callbacks.append(ConfigInCheckpoint(record))
+    if config.get("nan_guard") is not None:
+        callbacks.append(instantiate_node(config["nan_guard"], "nan_guard"))
     callbacks.append(ResumeState())
-    if cfg.get("preemption") is not None:
-        callbacks.append(instantiate_group(cfg.preemption, "preemption"))
-    io_node = cfg.get("checkpoint_io")
-    checkpoint_io = instantiate_group(io_node, "checkpoint_io") if io_node else AtomicCheckpointIO()
-    return callbacks, [checkpoint_io]
+    if config.get("preemption") is not None:
+        callbacks.append(instantiate_node(config["preemption"], "preemption"))
+    return callbacks
 
 
-def resume_from(cfg: DictConfig) -> tuple[str | None, dict[str, Any] | None]:
-    """The checkpoint to resume from (``ckpt_path``, ``last`` resolved) and a cheap look at it."""
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
-    return ckpt_path, (read_checkpoint(ckpt_path, mmap=True) if ckpt_path else None)
+def build_loggers(config: dict[str, Any], ckpt_path: str | None) -> list[Any]:
+    """The config's loggers; a W&B logger continues the run of the checkpoint resumed from."""
+    loggers = []
+    for name, node in (config.get("logger") or {}).items():
+        if node is None:
+            continue
+        extra: dict[str, Any] = {}
+        if ckpt_path is not None and locate(node.get("_target_")) is wandb_logger:
+            extra = continuation(node.get("save_dir", "."), ckpt_path)
+        loggers.append(instantiate_node(node, f"logger.{name}", **extra))
+    return loggers
+
+
+@dataclass
+class Run:
+    """Everything a training run needs, built and checked; :func:`train` fits it."""
+
+    trainer: pl.Trainer
+    model: GAN
+    datamodule: pl.LightningDataModule
+    ckpt_path: str | None
+    checkpoint_dir: Path
+    config: dict[str, Any]  # resolved, secrets redacted: what checkpoints and loggers record
+
+
+def prepare(cfg: DictConfig) -> Run:
+    """Check every value and build the run, writing nothing.
+
+    The checkpoint to resume from is read safely and matched against the model.
+    """
+    config = resolve(cfg)
+    validate_settings(RunSettings, config)
+    folder = checkpoint_dir(config)
+    ckpt_path = resolve_ckpt_path(config.get("ckpt_path"), folder)
+    checkpoint = read_checkpoint(ckpt_path, mmap=True) if ckpt_path else None
+    pl.seed_everything(config["seed"], workers=True)
+    datamodule, model = build(config)
+    read_data_index(datamodule, model.n_critic)
+    datamodule.shuffle_seed = config["seed"]  # type: ignore[attr-defined]  # a GANDataModule
+    if checkpoint is not None:
+        check_resumable(checkpoint, model, str(ckpt_path))
+    del checkpoint  # the look is over; Lightning reads the file itself
+    record = redact_secrets(config)
+    callbacks = build_callbacks(config, record)
+    loggers = build_loggers(config, ckpt_path)
+    io_node = config.get("checkpoint_io")
+    checkpoint_io = instantiate_node(io_node, "checkpoint_io") if io_node else AtomicCheckpointIO()
+    trainer_node = {**config["trainer"], "strategy": choose_strategy(config["trainer"])}
+    trainer: pl.Trainer = instantiate_node(
+        trainer_node,
+        "trainer",
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[checkpoint_io],
+    )
+    try:
+        check_strategy(trainer.strategy)
+    except ConfigValueError as err:
+        raise err.with_prefix("trainer") from None
+    return Run(trainer, model, datamodule, ckpt_path, folder, record)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train the run ``cfg`` describes. Returns the run directory and the last checkpoint path.
+    """Train the run ``cfg`` describes (:func:`prepare`, then ``Trainer.fit``).
 
-    Every config value is checked first (:mod:`gan_zoo.schemas`), and the checkpoint to resume
-    from is read safely and matched against the model, before anything is trained.
+    Returns the run directory and the path of the last checkpoint.
     """
     redact_hydra_files(cfg.paths.output_dir)  # Hydra wrote the command line before we ran
-    resolved = redact_secrets(validate_config(cfg))
-    strategy = _strategy(cfg.trainer)  # refuses unsupported parallel strategies before any work
-    ckpt_path, checkpoint = resume_from(cfg)
-    pl.seed_everything(cfg.seed, workers=True)
-    datamodule, model = build(cfg)
-    read_data_index(datamodule)
-    datamodule.shuffle_seed = cfg.seed  # type: ignore[attr-defined]  # a GANDataModule
-    if checkpoint is not None:
-        check_resumable(checkpoint, model, str(ckpt_path))
-    # `callbacks.fid=null` (Hydra's way to drop a node) leaves a None entry: skip it.
-    callbacks = [
-        instantiate_group(c, f"callbacks.{k}") for k, c in cfg.callbacks.items() if c is not None
-    ]
-    if not cfg.trainer.get("enable_progress_bar", True):
-        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    callbacks.append(ConfigInCheckpoint(resolved))
-    safety_callbacks, plugins = fault_tolerance(cfg)
-    loggers = [instantiate_group(c, f"logger.{k}") for k, c in cfg.logger.items() if c is not None]
-    for logger in loggers:
-        if checkpoint is not None and isinstance(logger, ResumableWandbLogger):
-            logger.continue_run(checkpoint.get(WANDB_ID_KEY), ckpt_path)
-    trainer: pl.Trainer = instantiate_group(
-        cfg.trainer,
-        "trainer",
-        callbacks=callbacks + safety_callbacks,
-        logger=loggers or False,
-        strategy=strategy,
-        plugins=plugins,
+    run = prepare(cfg)
+    for logger in run.trainer.loggers:
+        logger.log_hyperparams(run.config)
+    run.trainer.fit(
+        run.model, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True
     )
-    for logger in loggers:
-        logger.log_hyperparams(resolved)
-    del checkpoint  # the look is over; Lightning reads the file itself
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    return {"run_dir": cfg.paths.output_dir, "last_ckpt": str(last) if last.exists() else None}
+    last = run.checkpoint_dir / "last.ckpt"
+    run_dir = run.config["paths"]["output_dir"]
+    return {"run_dir": run_dir, "last_ckpt": str(last) if last.exists() else None}

@@ -11,13 +11,15 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
 
+import gan_zoo.models  # noqa: F401  (registers the paper defaults the model configs compose)
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "configs"
 MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
 
 # Small enough to train a few generator steps of any model in seconds on 2 CPU cores.
-# debug=fast also sets callbacks.fid/callbacks.is to null: with Inception weights on the machine
-# each would otherwise cost about a minute of CPU per run.
+# debug=fast also sets callbacks.fidelity to null: with Inception weights on the machine it would
+# otherwise cost about a minute of CPU per run.
 FAST = ["debug=fast", "logger=csv", "trainer.enable_progress_bar=false"]
 
 

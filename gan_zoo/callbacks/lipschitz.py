@@ -26,8 +26,9 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from torch import Tensor, nn
 
-from gan_zoo.errors import check
+from gan_zoo.compat import ConvTransposeNd
 from gan_zoo.operator_norms import WEIGHTED, operator_norms, recorded_input_shapes
+from gan_zoo.validation import NonNegativeInt, PositiveInt, validated
 
 
 @contextmanager
@@ -82,7 +83,7 @@ def weight_matrices(module: nn.Module) -> dict[str, Tensor]:
     for name, layer in module.named_modules():
         if isinstance(layer, WEIGHTED):
             weight = layer.weight.detach()
-            if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+            if isinstance(layer, ConvTransposeNd):
                 weight = weight.transpose(0, 1)  # (in, out, ...) -> (out, in, ...)
             matrices[name or type(layer).__name__] = weight.flatten(start_dim=1)
     return matrices
@@ -167,7 +168,7 @@ def critic_report(
 class LipschitzMonitor(pl.Callback):
     """Every ``every_n_steps`` generator steps, log :func:`critic_report` under ``lipschitz/``.
 
-    The real points are the current training batch (the first ``num_points`` rows), the fakes
+    The real points are the current training batch (its first ``num_points`` rows), the fakes
     are fresh samples of the generator being trained (not its EMA copy). Scalars go to every
     logger (CSV included, with ``weights/frac_at_clip`` for critics that have a ``clip_value``);
     the gradient norms and weights also go out as histograms to W&B (``wandb.Histogram``) and
@@ -189,29 +190,24 @@ class LipschitzMonitor(pl.Callback):
             :func:`gan_zoo.operator_norms.top_singular_value`).
     """
 
+    @validated
     def __init__(
-        self, every_n_steps: int = 100, num_points: int = 256, norm_iterations: int = 50
+        self,
+        every_n_steps: NonNegativeInt = 100,
+        num_points: PositiveInt = 256,
+        norm_iterations: PositiveInt = 50,
     ) -> None:
-        check(every_n_steps >= 0, "every_n_steps", every_n_steps, "an integer >= 0")
-        check(num_points >= 1, "num_points", num_points, "an integer >= 1")
-        check(norm_iterations >= 1, "norm_iterations", norm_iterations, "an integer >= 1")
         self.every_n_steps, self.num_points = every_n_steps, num_points
         self.norm_iterations = norm_iterations
-        self._last_step = -1
         self.last_scalars: dict[str, float] = {}
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         step = trainer.global_step
-        # A generator step spans n_critic batches; measure once, on the batch that reached it.
-        due = self.every_n_steps and step and step % self.every_n_steps == 0
-        if not due or step == self._last_step:
+        if not (self.every_n_steps and step % self.every_n_steps == 0 and trainer.is_global_zero):
             return
-        self._last_step = step
-        if not trainer.is_global_zero:
-            return
-        real = batch[0] if isinstance(batch, (list, tuple)) else batch  # (B, *S)
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch  # (n_critic * B, *S)
         real = real[: self.num_points]
         cuda = [real.device] if real.device.type == "cuda" else []
         # A private RNG stream: with or without the monitor, training draws the same numbers.

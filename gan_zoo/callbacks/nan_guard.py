@@ -1,13 +1,13 @@
 """Stop at the first non-finite loss, gradient or weight, naming where; never checkpoint it.
 
-Design (docs/fault_tolerance.md): every batch (one critic step, plus the generator step that
-ends a cycle) ORs "is anything non-finite" into a small flag tensor on the device, with no host
-sync. The flags of batch ``t`` are copied to the host with ``non_blocking=True`` and read at the
-end of batch ``t + 1``, when the copy has long finished: on a GPU the check costs no pipeline
-stall and detects a problem at most one critic step late, still naming the step where it
-happened. On CPU the copy is immediate and the check is in the same batch. Before any checkpoint
-is written the check is synchronous, and the weights about to be saved are checked too: a
-non-finite checkpoint is never written over the last good one.
+Design (docs/fault_tolerance.md): every batch (one generator step: its ``n_critic`` critic
+steps and the generator step) ORs "is anything non-finite" into a small flag tensor on the
+device, with no host sync. The flags of batch ``t`` are copied to the host with
+``non_blocking=True`` and read at the end of batch ``t + 1``, when the copy has long finished: on
+a GPU the check costs no pipeline stall and detects a problem at most one generator step late,
+still naming the step where it happened. On CPU the copy is immediate and the check is in the
+same batch. Before any checkpoint is written the check is synchronous, and the weights about to
+be saved are checked too: a non-finite checkpoint is never written over the last good one.
 
 With ``skip_nonfinite_steps=True`` a step whose gradients are non-finite is skipped instead (its
 optimizer sees no gradients, so neither weights nor optimizer state change) and counted in
@@ -32,6 +32,8 @@ import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+from gan_zoo.validation import StrictBool, validated
 
 # In the order they are computed within a batch: the first one flagged is named, since what
 # follows it (e.g. g_loss after non-finite discriminator weights) is a consequence.
@@ -66,15 +68,16 @@ class NaNGuard(pl.Callback):
             counting them in ``train/skipped_steps``; non-finite weights still stop the run.
     """
 
-    def __init__(self, skip_nonfinite_steps: bool = False) -> None:
+    @validated
+    def __init__(self, skip_nonfinite_steps: StrictBool = False) -> None:
         self.skip_nonfinite_steps = skip_nonfinite_steps
         self.skipped_steps = 0
         self._flags: Tensor | None = None
-        self._where = (0, 0, 1)  # (generator step, critic step in cycle, n_critic)
+        self._step = 0  # the generator step of the current batch
         self._skipped_in_batch = False
-        self._pending: list[tuple[Tensor, Any, tuple[int, int, int]]] = []
+        self._pending: list[tuple[Tensor, Any, int]] = []
         self._generator_params: set[int] = set()
-        # fp16 AMP: the loss scale before each optimizer step of this batch, by side.
+        # fp16 AMP: the loss scale before the first optimizer step of each side in this batch.
         self._scale_before: dict[str, Tensor] = {}
         self._penalty_seen: Tensor | None = None
 
@@ -93,9 +96,7 @@ class NaNGuard(pl.Callback):
         self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int
     ) -> None:
         self._flags = torch.zeros(len(QUANTITIES), dtype=torch.uint8, device=pl_module.device)
-        n_critic = getattr(pl_module, "n_critic", 1)
-        position = getattr(pl_module, "critic_steps_in_cycle", 0) + 1
-        self._where = (trainer.global_step + 1, position, n_critic)
+        self._step = trainer.global_step + 1
         self._skipped_in_batch = False
         self._scale_before = {}
 
@@ -108,7 +109,8 @@ class NaNGuard(pl.Callback):
         )
         scale = _loss_scale(trainer, pl_module.device)
         if scale is not None:  # fp16 AMP: GradScaler itself skips steps with inf gradients
-            self._scale_before[side] = scale
+            # The first critic step's: a scale that went down since skipped a critic step.
+            self._scale_before.setdefault(side, scale)
             return
         grads = [p.grad for p in params if p.grad is not None]
         bad = any_nonfinite(grads)
@@ -149,7 +151,7 @@ class NaNGuard(pl.Callback):
         state = checkpoint.get("state_dict", {})
         bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
         if bad:
-            step, _, _ = self._where
+            step = self._step
             raise NonFiniteError(
                 f"non-finite weights ({bad[0]}) at generator step {step} of "
                 f"{type(pl_module).__name__}: checkpoint not written, the last one stays finite"
@@ -179,7 +181,9 @@ class NaNGuard(pl.Callback):
             self._mark(name, bad)
 
     def _scaler_skipped_critic_step(self, trainer: pl.Trainer, device: torch.device) -> Tensor:
-        """Device flag: the GradScaler skipped this batch's critic step (its scale went down)."""
+        """Device flag: the GradScaler skipped one of this batch's critic steps (its scale went
+        down). A penalty is only ever non-finite on such a step: it would make the gradients
+        non-finite, which the scaler skips."""
         before = self._scale_before.get("discriminator")
         if before is None:
             return torch.zeros((), dtype=torch.bool, device=device)
@@ -198,28 +202,27 @@ class NaNGuard(pl.Callback):
         if flags.is_cuda:
             event = torch.cuda.Event()
             event.record()
-        self._pending.append((host, event, self._where))
+        self._pending.append((host, event, self._step))
 
     def _check(self, pl_module: Any, wait: bool) -> None:
         while self._pending:
-            host, event, where = self._pending[0]
+            host, event, step = self._pending[0]
             if event is not None and not wait and not event.query():
                 return  # this copy is still in flight: read it at the next batch
             if event is not None:
                 event.synchronize()
             self._pending.pop(0)
             if host.any():
-                raise NonFiniteError(self._message(host, where, pl_module))
+                raise NonFiniteError(self._message(host, step, pl_module))
 
-    def _message(self, flags: Tensor, where: tuple[int, int, int], pl_module: Any) -> str:
-        step, position, n_critic = where
+    def _message(self, flags: Tensor, step: int, pl_module: Any) -> str:
         quantity = QUANTITIES[int(flags.nonzero()[0])]
         hint = "nan_guard.skip_nonfinite_steps=true skips such steps instead"
         if self.skip_nonfinite_steps:
             hint = "only steps with non-finite gradients can be skipped"
         return (
-            f"non-finite {quantity} (NaN or Inf) at generator step {step} (critic step "
-            f"{position} of {n_critic}) of {type(pl_module).__name__}: training stopped, "
+            f"non-finite {quantity} (NaN or Inf) at generator step {step} of "
+            f"{type(pl_module).__name__}: training stopped, "
             f"checkpoints keep the last finite weights ({hint})"
         )
 

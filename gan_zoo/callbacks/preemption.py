@@ -3,8 +3,8 @@
 Clusters announce preemption with SIGTERM (SLURM sends it to every task, Kubernetes to the
 container's first process) and SIGKILL a grace period later. The signal handler only sets a
 flag; at the end of the current batch every rank agrees on the flag (one all-reduce of an int
-over a gloo group, on the CPU: no GPU sync), writes one checkpoint together (it may land in the
-middle of an n_critic cycle: the position is in it) and exits with ``exit_code``.
+over a gloo group, on the CPU: no GPU sync), writes one checkpoint together (after a whole
+generator step, as every checkpoint) and exits with ``exit_code``.
 
 Lightning's own SIGTERM handler is replaced while training runs: it broadcasts from inside the
 signal handler and exits without a checkpoint.
@@ -17,13 +17,16 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Annotated, Any
 
+import annotated_types as at
 import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
+from pydantic import Strict
 
 from gan_zoo.errors import check
+from gan_zoo.validation import validated
 
 
 class Preempted(SystemExit):
@@ -46,15 +49,15 @@ class Preemption(pl.Callback):
         signals: signal names that mean "preempted".
     """
 
+    @validated
     def __init__(
         self,
         dirpath: str | None = None,
         filename: str = "last.ckpt",
-        exit_code: int = 0,
-        signals: tuple[str, ...] | list[str] = ("SIGTERM",),
+        exit_code: Annotated[int, Strict(), at.Ge(0), at.Le(255)] = 0,
+        signals: list[str] = ["SIGTERM"],  # noqa: B006 (validated copy)
     ) -> None:
         check(filename.endswith(".ckpt"), "filename", filename, "a name ending in .ckpt")
-        check(0 <= exit_code <= 255, "exit_code", exit_code, "an integer in [0, 255]")
         valid = sorted(s.name for s in signal.valid_signals() if isinstance(s, signal.Signals))
         for name in signals:
             check(name in valid, "signals", name, "signal names such as SIGTERM, SIGUSR1")
@@ -88,12 +91,9 @@ class Preemption(pl.Callback):
         path = Path(str(self.dirpath)) / self.filename
         trainer.save_checkpoint(path)  # every rank dumps, rank 0 writes, then a barrier
         if trainer.is_global_zero:
-            position = getattr(pl_module, "critic_steps_in_cycle", 0)
-            n_critic = getattr(pl_module, "n_critic", 1)
             print(
-                f"preempted: saved {path} at generator step {trainer.global_step} (critic step "
-                f"{position} of {n_critic} done); resume with the same hydra.run.dir and "
-                "ckpt_path=last",
+                f"preempted: saved {path} at generator step {trainer.global_step}; resume with "
+                "the same hydra.run.dir and ckpt_path=last",
                 file=sys.stderr,
                 flush=True,
             )

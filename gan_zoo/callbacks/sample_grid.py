@@ -11,8 +11,8 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-from gan_zoo.errors import check
 from gan_zoo.plotting import save_image_grid, save_scatter
+from gan_zoo.validation import NonNegativeInt, PositiveInt, Seed, validated
 
 SCATTER_POINTS = 2000  # samples (and real points) in a toy-data plot
 
@@ -26,9 +26,7 @@ class SampleGrid(pl.Callback):
 
     All noise comes from a private generator seeded with ``seed``, never from the global RNG, so
     rendering (or not, or at another interval, or on rank 0 only) leaves training bitwise
-    unchanged. The step of the last render is saved in checkpoints: with ``n_critic > 1`` the
-    first batches after a resume still sit at the checkpoint's generator step, whose grid the
-    interrupted run already drew.
+    unchanged.
 
     Args:
         every_n_steps: interval in generator steps (0 renders only at the end).
@@ -36,11 +34,11 @@ class SampleGrid(pl.Callback):
         seed: seed of the fixed noise, independent of the training seed.
     """
 
-    def __init__(self, every_n_steps: int = 500, num_samples: int = 64, seed: int = 1234) -> None:
-        check(every_n_steps >= 0, "every_n_steps", every_n_steps, "an integer >= 0")
-        check(num_samples >= 1, "num_samples", num_samples, "an integer >= 1")
+    @validated
+    def __init__(
+        self, every_n_steps: NonNegativeInt = 500, num_samples: PositiveInt = 64, seed: Seed = 1234
+    ) -> None:
         self.every_n_steps, self.num_samples, self.seed = every_n_steps, num_samples, seed
-        self._last_step = -1
         self.last_path: Path | None = None
 
     def fixed_noise(self, n: int, latent_dim: int) -> Tensor:
@@ -48,26 +46,12 @@ class SampleGrid(pl.Callback):
         gen = torch.Generator().manual_seed(self.seed)
         return torch.randn(n, latent_dim, generator=gen)  # (n, latent_dim)
 
-    def state_dict(self) -> dict[str, Any]:
-        # Saved under checkpoint["callbacks"]["SampleGrid"] (Callback.state_key: the class name).
-        return {"last_step": self._last_step}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._last_step = int(state_dict.get("last_step", -1))
-
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
         step = trainer.global_step
-        if (
-            self.every_n_steps
-            and step
-            and step % self.every_n_steps == 0
-            and step != self._last_step
-        ):
-            self._last_step = step  # on every rank, so every rank's checkpoint state agrees
+        if self.every_n_steps and step % self.every_n_steps == 0:
             self._render(trainer, pl_module, f"step_{step:06d}")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
-        self._last_step = trainer.global_step
         self._render(trainer, pl_module, "final")
 
     @rank_zero_only

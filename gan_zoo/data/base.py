@@ -1,22 +1,24 @@
-"""The contract every gan_zoo DataModule keeps: unlabelled float32 batches of a known shape.
+"""The contract every gan_zoo DataModule keeps: float32 batches of a known shape.
 
-A GAN only needs real samples, so ``train_dataloader`` yields bare tensors ``(B, *sample_shape)``
-(no labels, no tuples) and ``real_samples(n)`` gives a fixed reference set for sample grids and
-plots. Subclasses implement ``build_dataset`` (called lazily from ``setup``) and, when they
-download, ``prepare_data``.
+A GAN only needs real samples, so ``train_dataloader`` yields bare tensors: one training batch
+``(n_critic * B, *sample_shape)`` per generator step, split by the model into its critic steps'
+batches. ``real_samples(n)`` gives a fixed reference set for sample grids and plots. Subclasses
+implement ``build_dataset`` (called lazily from ``setup``) and, when they download,
+``prepare_data``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sized
-from typing import cast
+from typing import Any, cast
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from gan_zoo.data.sampler import ResumableDataLoader, ResumableSampler
 from gan_zoo.errors import check
+from gan_zoo.validation import NonNegativeInt, PositiveInt, validated
 
 # Fixed so that every run, rank and callback draws the same reference samples.
 REAL_SAMPLES_SEED = 0
@@ -50,6 +52,10 @@ class UInt8ImageDataset(Dataset[torch.Tensor]):
     def __getitem__(self, index: int) -> torch.Tensor:
         return uint8_to_float(self.images[index])
 
+    def rows(self, indices: list[int]) -> torch.Tensor:
+        """A whole batch ``(len(indices), C, H, W)`` in one gather and one conversion."""
+        return uint8_to_float(self.images[torch.as_tensor(indices)])
+
 
 class TensorRowDataset(Dataset[torch.Tensor]):
     """Rows of one float tensor ``(N, *sample_shape)``; unlike ``TensorDataset``, no tuples."""
@@ -63,6 +69,39 @@ class TensorRowDataset(Dataset[torch.Tensor]):
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.data[index]
 
+    def rows(self, indices: list[int]) -> torch.Tensor:
+        """A whole batch ``(len(indices), *sample_shape)`` in one gather."""
+        return self.data[torch.as_tensor(indices)]
+
+
+class WholeBatches(Dataset[torch.Tensor]):
+    """A view of a dataset with ``rows(indices)`` that the train loader reads a batch at a time.
+
+    torch's DataLoader calls ``__getitems__`` with a batch's indices when a dataset has it; here
+    it returns the batch as one tensor, which :func:`collate` passes on as it is: one gather and
+    one conversion per batch, no per-sample tensors and no stacked copy (a training batch holds
+    ``n_critic`` critic batches, so that copy would double its memory). Only gan_zoo's own train
+    loader wraps datasets so; a loader of yours over the dataset itself gets samples as usual.
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.dataset[index]
+
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        return self.dataset.rows(indices)
+
+
+def collate(batch: torch.Tensor | list[Any]) -> Any:
+    """A batch built whole (:class:`WholeBatches`) goes on as it is; anything else is collated
+    by torch's ``default_collate``."""
+    return batch if isinstance(batch, torch.Tensor) else default_collate(batch)
+
 
 class GANDataModule(pl.LightningDataModule):
     """Base class: batching, validation and reference samples shared by all gan_zoo data.
@@ -72,26 +111,15 @@ class GANDataModule(pl.LightningDataModule):
     (:mod:`gan_zoo.data.sampler`), so Lightning keeps it instead of injecting its own.
 
     Args:
-        batch_size: samples per batch ``B``; at most the dataset size (checked in ``setup``).
+        batch_size: real samples per critic step ``B`` (:meth:`check_fits` bounds it).
         num_workers: DataLoader worker processes; 0 loads in the main process.
     """
 
     sample_shape: tuple[int, ...]
 
-    def __init__(self, batch_size: int = 64, num_workers: int = 0) -> None:
+    @validated
+    def __init__(self, batch_size: PositiveInt = 64, num_workers: NonNegativeInt = 0) -> None:
         super().__init__()
-        check(
-            isinstance(batch_size, int) and batch_size >= 1,
-            "batch_size",
-            batch_size,
-            "an integer >= 1",
-        )
-        check(
-            isinstance(num_workers, int) and num_workers >= 0,
-            "num_workers",
-            num_workers,
-            "an integer >= 0",
-        )
         self.batch_size = batch_size
         self.num_workers = num_workers
         # Seed of the shuffling order; train.py sets it to the run's ``seed``.
@@ -103,18 +131,28 @@ class GANDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     def setup(self, stage: str = "fit") -> None:
-        """Build the dataset once (later calls are no-ops) and check it fills one batch."""
-        if self.dataset is not None:
-            return
-        dataset = self.build_dataset()
-        size = len(cast(Sized, dataset))
+        """Build the dataset once (later calls are no-ops)."""
+        if self.dataset is None:
+            self.dataset = self.build_dataset()
+
+    def check_fits(self, critic_steps: int = 1, world_size: int = 1) -> None:
+        """Refuse a ``batch_size`` whose training batches the dataset cannot fill.
+
+        One training batch is ``critic_steps * batch_size`` samples per rank (one generator step
+        of a model with ``n_critic = critic_steps``), and each rank reads ``1 / world_size`` of
+        the data.
+        """
+        size = len(cast(Sized, self._train_set()))
+        largest = size // world_size // critic_steps
+        split = f" over {world_size} ranks" if world_size > 1 else ""
+        batches = f"the {critic_steps} critic batches" if critic_steps > 1 else "the batch"
         check(
-            size >= self.batch_size,
+            self.batch_size <= largest,
             "batch_size",
             self.batch_size,
-            f"at most the dataset size ({size} samples)",
+            f"at most {largest} (the dataset's {size} samples{split} must fill {batches} of one "
+            "generator step)",
         )
-        self.dataset = dataset
 
     def _train_set(self) -> Dataset[torch.Tensor]:
         # Lets real_samples work outside a Trainer, which would otherwise call setup first.
@@ -123,20 +161,30 @@ class GANDataModule(pl.LightningDataModule):
         assert self.dataset is not None
         return self.dataset
 
-    def train_dataloader(self) -> DataLoader[torch.Tensor]:
-        """Shuffled batches ``(B, *sample_shape)`` float32; the last partial batch is dropped.
+    def critic_steps(self) -> int:
+        """Real batches one training batch holds: the model's ``n_critic`` (1 outside a fit)."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return int(getattr(module, "n_critic", 1))
 
-        The order is ``shuffle_seed``'s and the loader's position is saved in checkpoints, so a
-        resumed run sees the same batches as an uninterrupted one (:mod:`gan_zoo.data.sampler`).
-        Under DDP each rank reads its own share of every epoch's permutation.
+    def train_dataloader(self) -> DataLoader[torch.Tensor]:
+        """Shuffled batches ``(n_critic * B, *sample_shape)`` float32: one per generator step.
+
+        A GAN's training step takes one fresh real batch of ``B = batch_size`` per critic step
+        (:class:`gan_zoo.models.GAN`), so the loader serves ``n_critic`` of them at once. The last
+        partial batch is dropped. The order is ``shuffle_seed``'s and the loader's position is
+        saved in checkpoints, so a resumed run sees the same batches as an uninterrupted one
+        (:mod:`gan_zoo.data.sampler`). Under DDP each rank reads its own share of every epoch.
         """
         dataset = self._train_set()
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        steps = self.critic_steps()
+        self.check_fits(steps, world)
         return ResumableDataLoader(
-            dataset,
+            WholeBatches(dataset) if hasattr(dataset, "rows") else dataset,
             ResumableSampler(dataset, num_replicas=world, rank=rank, seed=self.shuffle_seed),
-            batch_size=self.batch_size,
+            batch_size=self.batch_size * steps,
+            collate_fn=collate,
             drop_last=True,  # a short last batch would change loss scale and batch-norm statistics
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

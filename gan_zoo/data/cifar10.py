@@ -12,7 +12,9 @@ from torch.utils.data import Dataset
 from torchvision import datasets
 
 from gan_zoo.data.base import GANDataModule, UInt8ImageDataset
+from gan_zoo.data.fetch import fetch_cifar10
 from gan_zoo.errors import ConfigValueError
+from gan_zoo.validation import StrictBool, validated
 
 CIFAR10_SHAPE = (3, 32, 32)
 
@@ -50,13 +52,14 @@ class CIFAR10DataModule(GANDataModule):
     (3, 32, 32)
     """
 
+    @validated
     def __init__(
         self,
         data_dir: str = "data/",
         batch_size: int = 64,
         num_workers: int = 0,
-        download: bool = True,
-        verify: bool = True,
+        download: StrictBool = True,
+        verify: StrictBool = True,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers)
         self.data_dir = str(data_dir)
@@ -69,7 +72,7 @@ class CIFAR10DataModule(GANDataModule):
 
     def prepare_data(self) -> None:
         if self.download:
-            self._torchvision_class()(self.data_dir, train=True, download=True)
+            fetch_cifar10(self.data_dir, self._torchvision_class())
 
     def build_dataset(self) -> Dataset[torch.Tensor]:
         # download=False here: setup runs on every rank, and prepare_data already fetched it.

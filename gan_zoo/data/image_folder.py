@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
@@ -14,6 +15,7 @@ from torchvision import transforms
 
 from gan_zoo.data.base import GANDataModule, uint8_to_float
 from gan_zoo.errors import ConfigValueError, check
+from gan_zoo.validation import PositiveInt, StrictBool, validated
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
 # PIL mode per channel count; converting RGBA/LA/P images to these drops alpha.
@@ -108,24 +110,18 @@ class ImageFolderDataModule(GANDataModule):
         strict: raise at setup if any image file is unreadable instead of skipping it.
     """
 
+    @validated
     def __init__(
         self,
         root: str,
-        image_size: int = 64,
-        channels: int = 3,
+        image_size: PositiveInt = 64,
+        channels: Literal[1, 3] = 3,
         batch_size: int = 64,
         num_workers: int = 0,
-        strict: bool = False,
+        strict: StrictBool = False,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers)
         check(Path(root).is_dir(), "root", root, "an existing directory of images")
-        check(
-            isinstance(image_size, int) and image_size >= 1,
-            "image_size",
-            image_size,
-            "an integer >= 1",
-        )
-        check(channels in CHANNEL_MODES, "channels", channels, "1 (grayscale) or 3 (RGB)")
         self.root = Path(root)
         self.image_size = image_size
         self.channels = channels

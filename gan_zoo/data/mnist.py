@@ -14,7 +14,9 @@ from torch.utils.data import Dataset
 from torchvision import datasets
 
 from gan_zoo.data.base import GANDataModule, UInt8ImageDataset
+from gan_zoo.data.fetch import fetch_mnist
 from gan_zoo.errors import ConfigValueError
+from gan_zoo.validation import StrictBool, validated
 
 MNIST_SHAPE = (1, 28, 28)
 # 5,000 real MNIST training digits, 500 per class, one row of 784 pixels + label each.
@@ -70,12 +72,13 @@ class MNISTDataModule(GANDataModule):
     (1, 28, 28)
     """
 
+    @validated
     def __init__(
         self,
         data_dir: str = "data/",
         batch_size: int = 64,
         num_workers: int = 0,
-        download: bool = True,
+        download: StrictBool = True,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers)
         self.data_dir = str(data_dir)
@@ -84,14 +87,19 @@ class MNISTDataModule(GANDataModule):
 
     def prepare_data(self) -> None:
         if self.download:
-            datasets.MNIST(self.data_dir, train=True, download=True)
+            fetch_mnist(self.data_dir)
 
     def build_dataset(self) -> Dataset[torch.Tensor]:
         # download=False here: setup runs on every rank, and prepare_data already fetched it.
         try:
             mnist = datasets.MNIST(self.data_dir, train=True, download=False)
         except RuntimeError as err:
-            hint = "call prepare_data() first" if self.download else "or set download=true"
+            hint = (
+                "call prepare_data() first"
+                if self.download
+                else "or set download=true, or "
+                "fetch it with `python -m gan_zoo.data.download mnist --data-dir DIR`"
+            )
             raise ConfigValueError(
                 "data_dir",
                 self.data_dir,

@@ -59,6 +59,12 @@ class ResumableSampler(DistributedSampler):
             self._resume = None
         super().set_epoch(epoch)
 
+    def pending_start(self) -> int:
+        """Samples of the current epoch the next iteration skips (0 unless resuming in it)."""
+        if self._resume is not None and self._resume[0] == self.epoch:
+            return self._resume[1]
+        return 0
+
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Start the next iteration at sample ``state["start"]`` of epoch ``state["epoch"]``."""
         self.epoch = int(state["epoch"])
@@ -83,7 +89,9 @@ class ResumableDataLoader(DataLoader):
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         # Eager (not a generator function), so the count is reset the moment Lightning calls iter().
         self.generator.manual_seed(self.sampler.seed * 1_000_003 + self.sampler.epoch)
-        self._batches_out = 0
+        # Resumed mid-epoch, the batches skipped count as handed out: the position stays the
+        # uninterrupted run's, also for a second checkpoint in the same epoch.
+        self._batches_out = self.sampler.pending_start() // (self.batch_size or 1)
         return self._counted(super().__iter__())
 
     def _counted(self, batches: Iterator[Any]) -> Iterator[Any]:

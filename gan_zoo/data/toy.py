@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Annotated
 
+import annotated_types as at
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from gan_zoo.data.base import GANDataModule, TensorRowDataset
 from gan_zoo.errors import check
+from gan_zoo.validation import NonNegativeInt, PositiveFloat, PositiveInt, validated
 
 
 def ring_modes(num_modes: int, radius: float = 1.0) -> torch.Tensor:
@@ -72,17 +75,17 @@ class Toy2DDataModule(GANDataModule):
     torch.Size([25, 2])
     """
 
+    @validated
     def __init__(
         self,
         name: str = "ring8",
-        num_samples: int = 100_000,
+        num_samples: PositiveInt = 100_000,
         batch_size: int = 512,
         num_workers: int = 0,
-        seed: int = 0,
+        seed: NonNegativeInt = 0,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers)
         check(name in TOY2D_NAMES, "name", name, f"one of {', '.join(TOY2D_NAMES)}")
-        check(num_samples >= 1, "num_samples", num_samples, "an integer >= 1")
         self.name = name
         self.num_samples = num_samples
         self.seed = seed
@@ -113,20 +116,18 @@ class Toy1DDataModule(GANDataModule):
     [-2.0, 2.0]
     """
 
+    @validated
     def __init__(
         self,
-        means: Sequence[float] = (-2.0, 2.0),
-        std: float = 0.5,
-        num_samples: int = 100_000,
+        means: Annotated[list[float], at.MinLen(1)] = [-2.0, 2.0],  # noqa: B006 (validated copy)
+        std: PositiveFloat = 0.5,
+        num_samples: PositiveInt = 100_000,
         batch_size: int = 512,
         num_workers: int = 0,
-        seed: int = 0,
+        seed: NonNegativeInt = 0,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers)
-        means = tuple(float(m) for m in means)  # Hydra passes a ListConfig
-        check(len(means) >= 1, "means", means, "a list of at least one float")
-        check(std > 0, "std", std, "a float > 0")
-        check(num_samples >= 1, "num_samples", num_samples, "an integer >= 1")
+        means = [float(m) for m in means]
         self.means = means
         self.std = float(std)
         self.num_samples = num_samples

@@ -59,16 +59,6 @@ def _fmt(value: Any) -> Any:
     return f"{value:.6g}" if isinstance(value, float) else value
 
 
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def with_lr(factory: OptimizerFactory, lr: float) -> OptimizerFactory:
     """The same optimizer ``functools.partial`` with another learning rate."""
     assert isinstance(factory, functools.partial), "variants declare optimizers as partials"

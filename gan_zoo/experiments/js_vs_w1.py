@@ -29,6 +29,7 @@ from scipy import integrate, stats
 
 from gan_zoo.experiments import common
 from gan_zoo.models import GAN, WGANGP, MinimaxGAN
+from gan_zoo.plotting import new_figure
 
 COLUMNS = ("separation", "js_estimate", "js_exact", "w1_estimate", "w1_exact")
 
@@ -91,10 +92,10 @@ def measure(args: argparse.Namespace, theta: float, models: dict[str, GAN]) -> d
 
 def plot(rows: Sequence[dict[str, Any]], path: Path, args: argparse.Namespace) -> Path:
     """JS (left) saturating at log 2 and W1 (right) growing with the separation."""
-    plt = common.pyplot()
     theta = np.array([r["separation"] for r in rows])
     fine = np.linspace(theta.min(), theta.max(), 200)
-    fig, (ax_js, ax_w1) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = new_figure(figsize=(10, 4))
+    (ax_js, ax_w1) = fig.subplots(1, 2)
     exact = "exact (numeric)" if args.geometry == "gaussians" else "exact (log 2 for θ ≠ 0)"
     ax_js.plot(theta, [r["js_exact"] for r in rows], "-", color="C0", label=exact)
     ax_js.plot(theta, [r["js_estimate"] for r in rows], "o", color="C0", label="MinimaxGAN D")
@@ -116,7 +117,6 @@ def plot(rows: Sequence[dict[str, Any]], path: Path, args: argparse.Namespace) -
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

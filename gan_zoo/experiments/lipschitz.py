@@ -34,6 +34,7 @@ from gan_zoo.callbacks.lipschitz import critic_report, eval_mode
 from gan_zoo.data.toy import MIXTURES, sample_mixture
 from gan_zoo.experiments import common
 from gan_zoo.models import GAN, SNGAN, WGANGP, WGANClip, apply_spectral_norm
+from gan_zoo.plotting import new_figure
 
 COLUMNS = (
     "critic",
@@ -104,8 +105,8 @@ def _surface(ax: Any, model: GAN, real: Tensor, title: str, lim: float = 2.5) ->
 
 def plot(rows: Sequence[dict[str, Any]], real: Tensor, path: Path) -> Path:
     """Critic value surfaces (top); gradient norms, W1, weights and singular values (bottom)."""
-    plt = common.pyplot()
-    fig, axes = plt.subplots(2, len(rows), figsize=(4 * len(rows), 8))
+    fig = new_figure(figsize=(4 * len(rows), 8))
+    axes = fig.subplots(2, len(rows))
     for ax, row in zip(axes[0], rows):
         _surface(ax, row["model"], real, f"{row['critic']}: critic values")
     ax_grad, ax_w1, ax_w, ax_sigma = axes[1]
@@ -131,7 +132,6 @@ def plot(rows: Sequence[dict[str, Any]], real: Tensor, path: Path) -> Path:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

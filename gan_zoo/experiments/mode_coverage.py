@@ -37,6 +37,7 @@ from torch import Tensor
 from gan_zoo.cli import CONFIG_DIR
 from gan_zoo.data import Toy2DDataModule
 from gan_zoo.experiments import common
+from gan_zoo.plotting import new_figure
 from gan_zoo.training import build
 
 # label -> config overrides; FGAN twice, for the mode-covering KL and the mode-seeking reverse KL.
@@ -140,13 +141,10 @@ def run_one(args: argparse.Namespace, variant: str, dataset: str) -> dict[str, A
 
 def plot(results: Sequence[dict[str, Any]], path: Path) -> Path:
     """One scatter per (dataset, variant): 2,500 samples (dots) over the modes (crosses)."""
-    plt = common.pyplot()
     variants = list(dict.fromkeys(r["variant"] for r in results))
     datasets = list(dict.fromkeys(r["dataset"] for r in results))
-    fig, axes = plt.subplots(
-        len(datasets), len(variants), figsize=(2.4 * len(variants), 2.6 * len(datasets)),
-        squeeze=False,
-    )  # fmt: skip
+    fig = new_figure(figsize=(2.4 * len(variants), 2.6 * len(datasets)))
+    axes = fig.subplots(len(datasets), len(variants), squeeze=False)
     for r in results:
         ax = axes[datasets.index(r["dataset"])][variants.index(r["variant"])]
         modes, samples = r["modes"], r["samples"]
@@ -161,7 +159,6 @@ def plot(results: Sequence[dict[str, Any]], path: Path) -> Path:
         )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 

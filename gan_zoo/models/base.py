@@ -1,5 +1,10 @@
 """The n_critic training loop shared by every GAN variant, and nothing else.
 
+One Lightning ``training_step`` is one generator step: ``n_critic`` critic steps, each on its
+own fresh real batch, then one generator step (Arjovsky et al. 2017, Algorithm 1). So
+``batch_idx``, ``trainer.global_step``, ``max_steps``, ``log_every_n_steps``, checkpoint intervals,
+the progress bar and every callback's ``on_train_batch_end`` count generator steps, as papers do.
+
 A variant is a subclass that overrides some of four hooks:
 
 - ``discriminator_loss(real_scores, fake_scores)``
@@ -13,37 +18,37 @@ and, to log what its discriminator measures, ``divergence_estimates(real_scores,
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
+import annotated_types as at
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
+from pydantic import Strict
 from torch import Tensor, nn
 
-from gan_zoo import loop_options
-from gan_zoo.distributed import (
-    GANDDPStrategy,
-    all_reduce_,
-    check_strategy,
-    reseed_for_rank,
-    uncounted,
-)
+from gan_zoo.compat import logs_flushed_this_step
+from gan_zoo.compiled import compile_nets
+from gan_zoo.distributed import GANDDPStrategy, all_reduce_, check_strategy, reseed_for_rank
 from gan_zoo.ema import ema_update, make_ema
-from gan_zoo.errors import check
-from gan_zoo.loop_options import check_int
+from gan_zoo.errors import ConfigValueError, check
+from gan_zoo.optim import OptimizerFactory, check_optimizer, linear_lr_decay
 from gan_zoo.replay import ReplayBuffer
+from gan_zoo.validation import Fraction, NonNegativeInt, PositiveInt, StrictBool, validated
 
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+Decay = Annotated[float, Strict(), at.Ge(0), at.Lt(1)]
 
 
 class GAN(pl.LightningModule):
-    """Manual-optimization GAN: ``n_critic`` discriminator steps, then one generator step.
+    """Manual-optimization GAN: per training step, ``n_critic`` critic steps then one G step.
 
-    Each training batch feeds exactly one critic step, so every critic step sees a fresh real
-    batch (Arjovsky et al. 2017, Algorithm 1). ``trainer.global_step`` counts *generator* steps
-    only, so ``Trainer(max_steps=N)`` trains N generator steps and every log's step axis is the
-    generator step, as in the papers.
+    A training batch holds ``n_critic * B`` real samples (gan_zoo's DataModules size their loader
+    so; ``data.batch_size`` is ``B``); it is split into ``n_critic`` batches of ``B``, one per
+    critic step. Critic steps go through the strategy's ``optimizer_step`` (precision plugin,
+    gradient clipping and ``on_before_optimizer_step`` hooks included) but not through
+    ``LightningOptimizer.step``, which would count each of them as a global step (Lightning
+    issue 17958); only the generator's step counts.
 
     Args:
         generator: maps ``(B, latent_dim)`` noise to ``(B, *S)`` samples.
@@ -55,15 +60,14 @@ class GAN(pl.LightningModule):
         discriminator_optimizer: likewise for the discriminator.
         replay_size: if > 0, keep this many past fakes and train D on a mix of current and past
             fakes (Shrivastava et al. 2017); 0 disables the buffer.
-        replay_ratio: fraction of each fake batch drawn from the buffer.
+        replay_ratio: fraction of each fake batch drawn from the buffer (see ``ReplayBuffer``).
         ema_decay: if > 0, keep an exponential moving average of the generator, used by
             :meth:`sample` (and so by metrics); 0 disables it.
         penalty_every: compute ``discriminator_penalty`` on every k-th critic step only, scaled
             by k (lazy regularization, Karras et al. 2020, StyleGAN2 Sec. 3.1).
         lr_decay_steps: if set, decay both learning rates linearly to 0 over this many
             generator steps (the WGAN-GP and SN-GAN CIFAR-10 schedules).
-        compile: run G and D forwards through ``torch.compile``. The gradient penalty keeps
-            the eager discriminator, since double backward through compiled graphs is unsafe.
+        compile: run G and D forwards through ``torch.compile`` (see ``gan_zoo.compiled``).
 
     >>> from gan_zoo.nets import MLPGenerator, MLPDiscriminator
     >>> from gan_zoo.models import NonSaturatingGAN
@@ -78,46 +82,40 @@ class GAN(pl.LightningModule):
     )
     default_n_critic: int = 1
 
+    @validated
     def __init__(
         self,
         generator: nn.Module,
         discriminator: nn.Module,
-        latent_dim: int,
-        n_critic: int | None = None,
+        latent_dim: PositiveInt,
+        n_critic: PositiveInt | None = None,
         generator_optimizer: OptimizerFactory | None = None,
         discriminator_optimizer: OptimizerFactory | None = None,
-        replay_size: int = 0,
-        replay_ratio: float = 0.5,
-        ema_decay: float = 0.0,
-        penalty_every: int = 1,
-        lr_decay_steps: int | None = None,
-        compile: bool = False,
+        replay_size: NonNegativeInt = 0,
+        replay_ratio: Fraction = 0.5,
+        ema_decay: Decay = 0.0,
+        penalty_every: PositiveInt = 1,
+        lr_decay_steps: PositiveInt | None = None,
+        compile: StrictBool = False,
     ) -> None:
         super().__init__()
-        n_critic = self.default_n_critic if n_critic is None else n_critic
-        check_int(n_critic, "n_critic", 1)
-        check_int(latent_dim, "latent_dim", 1)
-        check_int(replay_size, "replay_size", 0)
-        check_int(penalty_every, "penalty_every", 1)
-        if lr_decay_steps is not None:
-            check_int(lr_decay_steps, "lr_decay_steps", 1)
-        check(0.0 <= ema_decay < 1.0, "ema_decay", ema_decay, "a number in [0, 1)")
         net_latent = getattr(generator, "latent_dim", latent_dim)
         valid = f"{net_latent}, the generator's (configs: set net.latent_dim, which sets both)"
         check(net_latent == latent_dim, "latent_dim", latent_dim, valid)
         self.automatic_optimization = False
         self.generator, self.discriminator = generator, discriminator
-        self.latent_dim, self.n_critic = latent_dim, n_critic
+        self.latent_dim = latent_dim
+        self.n_critic = self.default_n_critic if n_critic is None else n_critic
         self.generator_optimizer = generator_optimizer or self.default_optimizer
         self.discriminator_optimizer = discriminator_optimizer or self.default_optimizer
+        check_optimizer(self.generator_optimizer, "generator_optimizer")
+        check_optimizer(self.discriminator_optimizer, "discriminator_optimizer")
         self.replay = ReplayBuffer(replay_size, replay_ratio) if replay_size else None
         self.ema_decay, self.penalty_every = ema_decay, penalty_every
         self.lr_decay_steps = lr_decay_steps
         self.generator_ema = make_ema(generator) if ema_decay > 0 else None
         self.compile_nets = compile  # not `self.compile`: that is nn.Module.compile()
         self._compiled: dict[str, Callable[[Tensor], Tensor]] = {}  # a dict: not submodules
-        # Position inside the n_critic cycle: critic steps taken since the last generator step.
-        self.critic_steps_in_cycle = 0
         self._last_penalty: Tensor | None = None
 
     # ----------------------------------------------------------------- hooks for variants
@@ -139,10 +137,10 @@ class GAN(pl.LightningModule):
     def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
         """Divergences implied by the discriminator's objective, logged as ``divergence/<name>``.
 
-        Computed from the scores of the last critic step before each logged generator step:
-        ``(B,)`` real scores and the ``(B - n_old,)`` scores of the current generator's fakes
-        (with replay on, the ``n_old`` pooled fakes are left out, so the estimate is against
-        P_G, not a mixture of past generators).
+        Computed from the scores of the last critic step of each generator step: ``(B,)`` real
+        scores and the ``(B - n_old,)`` scores of the current generator's fakes (with replay on,
+        the ``n_old`` pooled fakes are left out, so the estimate is against P_G, not a mixture of
+        past generators).
         """
         return {}
 
@@ -158,46 +156,61 @@ class GAN(pl.LightningModule):
         ]
         if self.lr_decay_steps is None:
             return optimizers
-        return optimizers, loop_options.linear_lr_decay(optimizers, self.lr_decay_steps)
+        return optimizers, linear_lr_decay(optimizers, self.lr_decay_steps)
 
     def on_fit_start(self) -> None:
         # Python users build their own Trainer: a wrapping strategy would skip our all-reduce.
-        check_strategy(self.trainer.strategy, "Trainer(strategy=...)")
-        loop_options.log_every_generator_steps(self.trainer, self.n_critic)
+        check_strategy(self.trainer.strategy)
         reseed_for_rank(self.trainer.global_rank)
         if self.compile_nets:
-            self._compiled = loop_options.compile_nets(self.generator, self.discriminator)
+            self._compiled = compile_nets(self.generator, self.discriminator)
+
+    def critic_batches(self, batch: Tensor | Sequence[Tensor]) -> list[Tensor]:
+        """Split a training batch ``(n_critic * B, *S)`` into ``n_critic`` batches ``(B, *S)``.
+
+        A ``(x, y)`` batch is split on ``x`` (labels are not used by unconditional variants).
+        """
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        assert isinstance(real, Tensor)
+        rows = real.shape[0]
+        if rows % self.n_critic:
+            raise ConfigValueError(
+                "batch",
+                f"{rows} samples",
+                f"n_critic x B samples, {self.n_critic} critic batches of equal size (gan_zoo's "
+                "DataModules size their loader so; a loader of your own must too)",
+            )
+        return list(real.split(rows // self.n_critic))
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
-        """One critic step on ``batch``; every ``n_critic``-th call also one generator step.
+        """One generator step: ``n_critic`` critic steps, each on its own real batch, then G.
 
-        Returns the detached losses of this call (``d_loss``, ``penalty``, and ``g_loss`` on
-        generator steps), which callbacks receive as ``outputs``.
+        Returns the detached losses (``d_loss`` and ``penalty`` of the last critic step,
+        ``g_loss``), which callbacks receive as ``outputs``. On the steps whose logs Lightning
+        flushes (``log_every_n_steps``) they are logged, with the divergence estimates, on the
+        generator-step axis (``step`` = ``global_step`` after the update).
         """
-        real = batch[0] if isinstance(batch, (list, tuple)) else batch  # (B, *S)
         d_opt, g_opt = self.optimizers()  # type: ignore[misc, attr-defined]
-        # Log only the cycles whose logs Lightning flushes: each `self.log` key costs ~0.3-0.5 ms
-        # of host time (Lightning's result collection), and other steps' values never reach it.
-        log_now = self.critic_steps_in_cycle + 1 == self.n_critic
-        log_now = log_now and loop_options.logs_flushed(self._trainer, self.global_step + 1)
-        d_loss, penalty, estimates = self._discriminator_step(real, d_opt, log_now)
-        self.critic_steps_in_cycle += 1
-        if self.critic_steps_in_cycle < self.n_critic:
-            return {"d_loss": d_loss, "penalty": penalty}
-        self.critic_steps_in_cycle = 0
-        g_loss = self._generator_step(real.shape[0], g_opt)
-        if log_now:
-            # `step` sets the logger's x-axis; after the optimizer step global_step == generator
-            # steps. Tensors are logged as they are: Lightning converts them when it flushes.
-            self.log("step", float(self.global_step))
-            losses = {"train/d_loss": d_loss, "train/g_loss": g_loss, "train/penalty": penalty}
-            self.log_dict(losses)
-            self.log_dict({f"divergence/{k}": v for k, v in estimates.items()})
-        return {"d_loss": d_loss, "penalty": penalty, "g_loss": g_loss}
+        reals = self.critic_batches(batch)
+        for index, real in enumerate(reals):
+            d_loss, penalty, real_scores, fake_scores = self._discriminator_step(real, d_opt, index)
+        g_loss = self._generator_step(reals[-1].shape[0], g_opt)
+        losses = {"d_loss": d_loss, "penalty": penalty, "g_loss": g_loss}
+        if logs_flushed_this_step(self.trainer):  # other steps' values would reach no logger
+            logged: dict[str, Tensor | float] = {"step": float(self.global_step)}  # the axis
+            logged |= {f"train/{k}": v for k, v in losses.items()}
+            if len(fake_scores):  # the last critic step's, against P_G (see the hook)
+                with torch.no_grad():
+                    estimates = self.divergence_estimates(real_scores, fake_scores)
+                logged |= {f"divergence/{k}": v for k, v in estimates.items()}
+            self.log_dict(logged)  # tensors as they are: Lightning converts them when it flushes
+        return losses
 
     def _discriminator_step(
-        self, real: Tensor, opt: LightningOptimizer, estimate: bool = True
-    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        self, real: Tensor, opt: LightningOptimizer, index: int
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One critic step on ``real`` ``(B, *S)``; returns its detached loss and penalty, and the
+        ``(B,)`` real scores and the current (not replayed) fakes' scores."""
         with torch.no_grad():
             fake = self._run("generator", self._noise(real.shape[0], real.device))
         n_old = 0  # the first n_old rows of `fake` are replayed past fakes
@@ -206,33 +219,23 @@ class GAN(pl.LightningModule):
         real_scores = self._run("discriminator", real)
         fake_scores = self._run("discriminator", fake)
         loss = self.discriminator_loss(real_scores, fake_scores)
-        penalty = self._penalty(real, fake)
+        penalty = self._penalty(real, fake, self.global_step * self.n_critic + index)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss + penalty)
         self._sync(self.discriminator)
-        with uncounted(opt):
-            opt.step()
+        # Through the strategy, not opt.step(): only generator steps count as global steps.
+        self.trainer.strategy.optimizer_step(opt.optimizer, closure=_no_closure)
         self.after_discriminator_step()
-        estimates: dict[str, Tensor] = {}
-        # Only the critic step before a logged generator step needs them. They are against P_G,
-        # so from the current fakes only (none are left when every row was replayed).
-        if estimate and n_old < fake.shape[0]:
-            current = fake_scores.detach()[n_old:]  # (B - n_old,)
-            with torch.no_grad():
-                estimates = self.divergence_estimates(real_scores.detach(), current)
-        return loss.detach(), self._last_penalty_or(penalty), estimates
+        penalty = self._last_penalty if self._last_penalty is not None else penalty.detach()
+        return loss.detach(), penalty, real_scores.detach(), fake_scores.detach()[n_old:]
 
-    def _penalty(self, real: Tensor, fake: Tensor) -> Tensor:
+    def _penalty(self, real: Tensor, fake: Tensor, critic_step: int) -> Tensor:
         """The hook's penalty, on every ``penalty_every``-th critic step only, scaled by k."""
-        critic_step = self.global_step * self.n_critic + self.critic_steps_in_cycle
         if critic_step % self.penalty_every:
             return real.new_zeros(())
         penalty = self.penalty_every * self.discriminator_penalty(real, fake)
         self._last_penalty = penalty.detach()
         return penalty
-
-    def _last_penalty_or(self, penalty: Tensor) -> Tensor:
-        return self._last_penalty if self._last_penalty is not None else penalty.detach()
 
     def _generator_step(self, batch_size: int, opt: LightningOptimizer) -> Tensor:
         # Toggling freezes D's parameters, so the generator's backward skips their weight grads.
@@ -255,7 +258,7 @@ class GAN(pl.LightningModule):
         return self._compiled.get(net, getattr(self, net))(x)
 
     def _sync(self, module: nn.Module) -> None:
-        if self._trainer is not None and isinstance(self.trainer.strategy, GANDDPStrategy):
+        if isinstance(self.trainer.strategy, GANDDPStrategy):
             all_reduce_(module)
 
     def grad_scale(self, device: torch.device) -> Tensor | None:
@@ -295,11 +298,14 @@ class GAN(pl.LightningModule):
             generator.train(was_training)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["critic_steps_in_cycle"] = self.critic_steps_in_cycle
         if self.replay is not None:
             checkpoint["replay_buffer"] = self.replay.state_dict_of_every_rank()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.critic_steps_in_cycle = int(checkpoint.get("critic_steps_in_cycle", 0))
         if self.replay is not None and "replay_buffer" in checkpoint:
             self.replay.load_rank_state(checkpoint["replay_buffer"], device=self.device)
+
+
+def _no_closure() -> None:
+    """The closure a manual-optimization step passes: the backward already ran."""
+    return None

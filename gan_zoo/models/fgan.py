@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from gan_zoo import losses
 from gan_zoo.errors import check
-from gan_zoo.models.base import GAN, OptimizerFactory
+from gan_zoo.models.base import GAN
 
 
 class FGAN(GAN):
@@ -40,11 +38,6 @@ class FGAN(GAN):
     >>> FGAN(MLPGenerator(), MLPDiscriminator(), latent_dim=2, divergence="pearson").divergence
     'pearson'
     """
-
-    default_optimizer: OptimizerFactory = functools.partial(
-        torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)
-    )
-    default_n_critic = 1
 
     def __init__(self, *args: Any, divergence: str = "kl", **kwargs: Any) -> None:
         valid = ", ".join(losses.F_DIVERGENCES)

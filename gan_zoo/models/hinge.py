@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-
-import torch
 from torch import Tensor
 
 from gan_zoo import losses
-from gan_zoo.models.base import GAN, OptimizerFactory
+from gan_zoo.models.base import GAN
 
 
 class HingeGAN(GAN):
@@ -26,11 +23,6 @@ class HingeGAN(GAN):
         As :class:`~gan_zoo.models.GAN`. Defaults are the DCGAN settings (Radford et al. 2016)
         that Lim & Ye build on: Adam lr 2e-4, betas (0.5, 0.999), n_critic 1.
     """
-
-    default_optimizer: OptimizerFactory = functools.partial(
-        torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)
-    )
-    default_n_critic = 1
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         return losses.hinge_discriminator_loss(real_scores, fake_scores)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from gan_zoo import losses
 from gan_zoo.errors import check
-from gan_zoo.models.base import GAN, OptimizerFactory
+from gan_zoo.models.base import GAN
+from gan_zoo.validation import validated
 
 
 class LSGAN(GAN):
@@ -33,11 +32,7 @@ class LSGAN(GAN):
         (Radford et al. 2016) LSGAN builds on: Adam lr 2e-4, betas (0.5, 0.999), n_critic 1.
     """
 
-    default_optimizer: OptimizerFactory = functools.partial(
-        torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)
-    )
-    default_n_critic = 1
-
+    @validated
     def __init__(
         self,
         *args: Any,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -12,9 +12,11 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from gan_zoo import losses
-from gan_zoo.errors import check
-from gan_zoo.models.base import GAN, OptimizerFactory
+from gan_zoo.compat import ConvNd
+from gan_zoo.models.base import GAN
 from gan_zoo.models.wgan import refuse_batchnorm, wasserstein_estimate
+from gan_zoo.optim import OptimizerFactory
+from gan_zoo.validation import validated
 
 _LOSSES: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tensor], Tensor]]] = {
     # Miyato et al. 2018, Eq. 16-17 (hinge, their best CIFAR-10 results).
@@ -32,7 +34,7 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
     twice is harmless.
     """
     for layer in list(module.modules()):
-        layer_types = (nn.Linear, nn.modules.conv._ConvNd)
+        layer_types = (nn.Linear, ConvNd)
         if isinstance(layer, layer_types) and not parametrize.is_parametrized(layer, "weight"):
             spectral_norm(layer)
     return module
@@ -57,8 +59,8 @@ class SNGAN(GAN):
 
     default_n_critic = 5
 
-    def __init__(self, *args: Any, loss: str = "hinge", **kwargs: Any) -> None:
-        check(loss in _LOSSES, "loss", loss, "one of " + ", ".join(_LOSSES))
+    @validated
+    def __init__(self, *args: Any, loss: Literal["hinge", "ns"] = "hinge", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         refuse_batchnorm(
             self.discriminator,

@@ -9,8 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from gan_zoo import losses, penalties
-from gan_zoo.errors import ConfigValueError, check
-from gan_zoo.models.base import GAN, OptimizerFactory
+from gan_zoo.compat import BatchNormBase
+from gan_zoo.errors import ConfigValueError
+from gan_zoo.models.base import GAN
+from gan_zoo.optim import OptimizerFactory
+from gan_zoo.validation import NonNegativeFloat, PositiveFloat, validated
 
 
 def wasserstein_estimate(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
@@ -23,7 +26,7 @@ def wasserstein_estimate(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
 
 def refuse_batchnorm(discriminator: nn.Module, valid: str) -> None:
     """Raise a one-line :class:`ConfigValueError` naming ``valid`` if D contains BatchNorm."""
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
+    if any(isinstance(m, BatchNormBase) for m in discriminator.modules()):
         raise ConfigValueError("discriminator", type(discriminator).__name__, valid)
 
 
@@ -43,8 +46,8 @@ class WGANClip(GAN):
 
     default_n_critic = 5
 
-    def __init__(self, *args: Any, clip_value: float = 0.01, **kwargs: Any) -> None:
-        check(clip_value > 0, "clip_value", clip_value, "a number > 0")
+    @validated
+    def __init__(self, *args: Any, clip_value: PositiveFloat = 0.01, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.clip_value = float(clip_value)
 
@@ -81,8 +84,8 @@ class WGANGP(GAN):
 
     default_n_critic = 5
 
-    def __init__(self, *args: Any, gp_weight: float = 10.0, **kwargs: Any) -> None:
-        check(gp_weight >= 0, "gp_weight", gp_weight, "a number >= 0")
+    @validated
+    def __init__(self, *args: Any, gp_weight: NonNegativeFloat = 10.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         refuse_batchnorm(
             self.discriminator,

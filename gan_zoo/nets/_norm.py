@@ -1,4 +1,4 @@
-"""Normalisation choices and argument/input checks shared by the nets.
+"""Normalisation choices and the input-shape check shared by the nets.
 
 Discriminators take ``norm`` in ``{"batch", "layer", "none"}``. "layer" is the drop-in
 Gulrajani et al. 2017 (WGAN-GP, Sec. 4) recommend for the critic: the gradient penalty is
@@ -9,12 +9,12 @@ would no longer be the gradient of one sample's score.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 from torch import Tensor, nn
 
-from gan_zoo.errors import check
-
-NORMS: tuple[str, ...] = ("batch", "layer", "none")
+# The ``norm`` argument of the discriminators; validated where they are built.
+Norm = Literal["batch", "layer", "none"]
 
 # "layer" on feature maps is GroupNorm with one group: statistics over (C, H, W) per sample.
 _NORM_2D: dict[str, Callable[[int], nn.Module]] = {
@@ -29,34 +29,18 @@ _NORM_1D: dict[str, Callable[[int], nn.Module]] = {
 }
 
 
-def check_norm(norm: str) -> None:
-    """Raise :class:`~gan_zoo.errors.ConfigValueError` unless ``norm`` is a known choice."""
-    check(norm in NORMS, "norm", norm, "one of " + ", ".join(repr(n) for n in NORMS))
-
-
-def check_positive(**values: int) -> None:
-    """Raise :class:`~gan_zoo.errors.ConfigValueError` for the first value that is not an int >= 1.
-
-    >>> check_positive(width=64, depth=0)
-    Traceback (most recent call last):
-    ...
-    gan_zoo.errors.ConfigValueError: depth=0 is invalid: expected an integer >= 1
-    """
-    for key, value in values.items():
-        # bool is an int subclass, but width=True is a config mistake, not a width of 1.
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-        check(ok, key, value, "an integer >= 1")
-
-
 def norm_2d(norm: str, channels: int) -> nn.Module:
-    """Normalisation layer for ``(B, channels, H, W)`` feature maps."""
-    check_norm(norm)
+    """Normalisation layer for ``(B, channels, H, W)`` feature maps.
+
+    >>> layer = norm_2d("layer", 8)  # statistics over (C, H, W) of each sample
+    >>> type(layer).__name__, layer.num_groups
+    ('GroupNorm', 1)
+    """
     return _NORM_2D[norm](channels)
 
 
 def norm_1d(norm: str, features: int) -> nn.Module:
     """Normalisation layer for ``(B, features)`` activations."""
-    check_norm(norm)
     return _NORM_1D[norm](features)
 
 

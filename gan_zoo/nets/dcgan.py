@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from gan_zoo.errors import check
-from gan_zoo.nets._norm import check_input_shape, check_norm, check_positive, norm_2d
+from gan_zoo.nets._norm import Norm, check_input_shape, norm_2d
+from gan_zoo.validation import PositiveInt, validated
 
-IMAGE_SIZES: tuple[int, ...] = (28, 32, 64)
+ImageSize = Literal[28, 32, 64]
 
 
 def _ladder(image_size: int, width: int) -> tuple[int, list[int]]:
     """Base resolution and channel counts ``[c_base, ..., width]`` from coarse to fine."""
-    check(image_size in IMAGE_SIZES, "image_size", image_size, "one of 28, 32, 64")
     base = 7 if image_size == 28 else 4
     n_steps = int(math.log2(image_size // base))  # resolution doublings: 2, 3 or 4
     return base, [width * 2 ** (n_steps - 1 - i) for i in range(n_steps)]
@@ -54,11 +54,15 @@ class DCGANGenerator(nn.Module):
     latent_dim: int
     output_shape: tuple[int, ...]
 
+    @validated
     def __init__(
-        self, latent_dim: int = 64, channels: int = 1, image_size: int = 28, width: int = 64
+        self,
+        latent_dim: PositiveInt = 64,
+        channels: PositiveInt = 1,
+        image_size: ImageSize = 28,
+        width: PositiveInt = 64,
     ) -> None:
         super().__init__()
-        check_positive(latent_dim=latent_dim, channels=channels, width=width)
         base, widths = _ladder(image_size, width)
         self.latent_dim = latent_dim
         self.output_shape = (channels, image_size, image_size)
@@ -100,12 +104,15 @@ class DCGANDiscriminator(nn.Module):
 
     input_shape: tuple[int, ...]
 
+    @validated
     def __init__(
-        self, channels: int = 1, image_size: int = 28, width: int = 64, norm: str = "batch"
+        self,
+        channels: PositiveInt = 1,
+        image_size: ImageSize = 28,
+        width: PositiveInt = 64,
+        norm: Norm = "batch",
     ) -> None:
         super().__init__()
-        check_positive(channels=channels, width=width)
-        check_norm(norm)
         base, widths = _ladder(image_size, width)
         widths = widths[::-1]  # fine to coarse: width, 2 width, ...
         self.input_shape = (channels, image_size, image_size)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from gan_zoo.nets._norm import check_input_shape, check_norm, check_positive, norm_1d
+from gan_zoo.nets._norm import Norm, check_input_shape, norm_1d
+from gan_zoo.validation import PositiveInt, validated
 
 
 def _hidden_layers(
@@ -36,11 +37,15 @@ class MLPGenerator(nn.Module):
     latent_dim: int
     output_shape: tuple[int, ...]
 
+    @validated
     def __init__(
-        self, latent_dim: int = 2, out_dim: int = 2, hidden: int = 256, depth: int = 3
+        self,
+        latent_dim: PositiveInt = 2,
+        out_dim: PositiveInt = 2,
+        hidden: PositiveInt = 256,
+        depth: PositiveInt = 3,
     ) -> None:
         super().__init__()
-        check_positive(latent_dim=latent_dim, out_dim=out_dim, hidden=hidden, depth=depth)
         self.latent_dim = latent_dim
         self.output_shape = (out_dim,)
         layers = _hidden_layers(latent_dim, hidden, depth)
@@ -64,12 +69,15 @@ class MLPDiscriminator(nn.Module):
 
     input_shape: tuple[int, ...]
 
+    @validated
     def __init__(
-        self, in_dim: int = 2, hidden: int = 256, depth: int = 3, norm: str = "none"
+        self,
+        in_dim: PositiveInt = 2,
+        hidden: PositiveInt = 256,
+        depth: PositiveInt = 3,
+        norm: Norm = "none",
     ) -> None:
         super().__init__()
-        check_positive(in_dim=in_dim, hidden=hidden, depth=depth)
-        check_norm(norm)
         self.input_shape = (in_dim,)
         layers = _hidden_layers(in_dim, hidden, depth, norm)
         self.net = nn.Sequential(*layers, nn.Linear(hidden, 1))

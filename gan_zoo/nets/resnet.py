@@ -10,12 +10,13 @@ ReLU), shortcuts and heads gain 1, as in the SN-GAN reference code.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from gan_zoo.errors import check
-from gan_zoo.nets._norm import check_input_shape, check_norm, check_positive, norm_2d
+from gan_zoo.nets._norm import Norm, check_input_shape, norm_2d
+from gan_zoo.validation import PositiveInt, validated
 
 _BASE = 4  # the generator starts from 4x4 feature maps (32 px after three upsamplings)
 
@@ -35,10 +36,6 @@ def _linear(f_in: int, f_out: int) -> nn.Linear:
     nn.init.xavier_uniform_(linear.weight)
     nn.init.zeros_(linear.bias)
     return linear
-
-
-def _check_image_size(image_size: int) -> None:
-    check(image_size == 32, "image_size", image_size, "32 (the CIFAR-10 ResNet)")
 
 
 class UpBlock(nn.Module):
@@ -133,12 +130,15 @@ class ResNetGenerator(nn.Module):
     latent_dim: int
     output_shape: tuple[int, ...]
 
+    @validated
     def __init__(
-        self, latent_dim: int = 128, channels: int = 3, width: int = 256, image_size: int = 32
+        self,
+        latent_dim: PositiveInt = 128,
+        channels: PositiveInt = 3,
+        width: PositiveInt = 256,
+        image_size: Literal[32] = 32,
     ) -> None:
         super().__init__()
-        check_positive(latent_dim=latent_dim, channels=channels, width=width)
-        _check_image_size(image_size)
         self.latent_dim = latent_dim
         self.output_shape = (channels, image_size, image_size)
         self.project = nn.Sequential(
@@ -171,13 +171,15 @@ class ResNetDiscriminator(nn.Module):
 
     input_shape: tuple[int, ...]
 
+    @validated
     def __init__(
-        self, channels: int = 3, width: int = 128, image_size: int = 32, norm: str = "none"
+        self,
+        channels: PositiveInt = 3,
+        width: PositiveInt = 128,
+        image_size: Literal[32] = 32,
+        norm: Norm = "none",
     ) -> None:
         super().__init__()
-        check_positive(channels=channels, width=width)
-        _check_image_size(image_size)
-        check_norm(norm)
         self.input_shape = (channels, image_size, image_size)
         self.blocks = nn.Sequential(
             OptimizedDownBlock(channels, width),

@@ -11,23 +11,24 @@ from typing import Any
 import torch
 
 from gan_zoo.callbacks import Preempted
-from gan_zoo.checkpoint import read_checkpoint
+from gan_zoo.checkpointing import read_checkpoint
 from gan_zoo.training import train
 from tests.helpers import FAST, ROOT, compose_train
 
 VARIANTS = ["minimax_gan", "ns_gan", "wgan_clip", "wgan_gp", "sngan"]
 
-# 64 points in batches of 16: an epoch is 4 batches, so n_critic=5 cycles straddle epochs. A
-# replay buffer makes the critic draw replay indices from the global RNG too. Every stateful
-# option is on, so the bitwise comparison covers it: the EMA generator, the LR schedule (still
-# far from 0 at step 6, and at the 40 steps of the DDP preemption test), the lazy penalty's
-# position (WGAN-GP; a zero penalty elsewhere), and the sample grid, rendered on checkpoint steps
-# (its toy scatter once drew from the global RNG; with n_critic > 1 a resume re-rendered).
+# 96 points, critic batches of 8: with n_critic=5 an epoch is 2 generator steps (checkpoints at
+# epoch ends and in the middle), with n_critic=1 it is 12. A replay buffer makes the critic draw
+# replay indices from the global RNG too. Every stateful option is on, so the bitwise comparison
+# covers it: the EMA generator, the LR schedule (still far from 0 at step 6, and at the 40 steps
+# of the DDP preemption test), the lazy penalty's position (WGAN-GP; a zero penalty elsewhere),
+# and the sample grid, rendered on checkpoint steps (its toy scatter once drew from the global
+# RNG).
 TINY = [
     *FAST,
     "data=toy2d",
-    "data.num_samples=64",
-    "data.batch_size=16",
+    "data.num_samples=96",
+    "data.batch_size=8",
     "net.generator.hidden=16",
     "net.discriminator.hidden=16",
     "net.generator.depth=1",
@@ -102,7 +103,7 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
 
 def assert_same_state(expected: Path, actual: Path) -> None:
     """Two checkpoints hold bitwise the same training state: weights (EMA too), optimizers,
-    schedulers, replay buffer, n_critic position, loop counters, data position, RNG states.
+    schedulers, replay buffer, loop counters, data position, RNG states.
     """
     a, b = read_checkpoint(expected), read_checkpoint(actual)
     assert a["global_step"] == b["global_step"]

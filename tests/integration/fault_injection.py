@@ -13,11 +13,12 @@ from typing import IO, Any
 
 import lightning.pytorch as pl
 
-from gan_zoo.checkpoint_io import AtomicCheckpointIO
+from gan_zoo.checkpointing.atomic_io import AtomicCheckpointIO
 
 
 class SignalAt(pl.Callback):
-    """Send ``signal`` to this process at the end of its ``at_batch``-th batch (1-based).
+    """Send ``signal`` to this process at the end of its ``at_batch``-th batch (1-based; a
+    training batch is one generator step).
 
     Counted from the start of this process, so a resumed run is not signalled again at the
     same place unless it is given the callback again.

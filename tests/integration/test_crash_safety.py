@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_zoo.checkpoint import read_checkpoint
-from gan_zoo.checkpoint_io import AtomicCheckpointIO
-from gan_zoo.resume import find_last_checkpoint
+from gan_zoo.checkpointing import read_checkpoint
+from gan_zoo.checkpointing.atomic_io import AtomicCheckpointIO
+from gan_zoo.checkpointing.resume import find_last_checkpoint
 from tests.integration.exactness import (
     SIGNAL_AT,
     assert_same_state,
@@ -59,12 +59,13 @@ def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path: Path) -> None
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temp file left
 
 
-def test_sigkill_mid_cycle_then_resume_is_exact(reference: Path, tmp_path: Path) -> None:
-    # Batch 13 is the 3rd critic step of generator step 3; the last checkpoint is step 2's.
-    kill = [SIGNAL_AT, "+callbacks.fault.at_batch=13", "+callbacks.fault.signal=SIGKILL"]
+def test_sigkill_between_checkpoints_then_resume_is_exact(reference: Path, tmp_path: Path) -> None:
+    # Killed after generator step 3; the last checkpoint is step 2's.
+    kill = [SIGNAL_AT, "+callbacks.fault.at_batch=3", "+callbacks.fault.signal=SIGKILL"]
     code, _ = finish(tmp_path, [*MODEL, *kill])
     assert code == -signal.SIGKILL
-    assert find_last_checkpoint(tmp_path) == tmp_path / "checkpoints" / "last.ckpt"
+    folder = tmp_path / "checkpoints"
+    assert find_last_checkpoint(folder) == folder / "last.ckpt"
     assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 2
     code, err = finish(tmp_path, [*MODEL, "ckpt_path=last"])
     assert code == 0, err[-2000:]
@@ -86,7 +87,7 @@ def test_sigkill_inside_a_checkpoint_write(
     assert code == -signal.SIGKILL
     folder = tmp_path / "checkpoints"
     assert list(folder.glob(".*.tmp-*")), "the write was interrupted half-way"
-    newest = find_last_checkpoint(tmp_path)  # also removes the half-written temp file
+    newest = find_last_checkpoint(folder)  # also removes the half-written temp file
     assert newest == folder / resumes_from and not list(folder.glob(".*.tmp-*"))
     assert read_checkpoint(newest)["global_step"] in (2, 4)  # complete and loadable
     code, err = finish(tmp_path, [*MODEL, "ckpt_path=last"])
@@ -122,7 +123,7 @@ def test_random_sigkills_always_leave_a_checkpoint_to_resume_from(
         if not _kill_at_random(tmp_path, rng):
             break
         kills += 1
-        newest = find_last_checkpoint(tmp_path)
+        newest = find_last_checkpoint(tmp_path / "checkpoints")
         if newest is not None:  # killed before the first save is fine too
             assert "optimizer_states" in read_checkpoint(newest)
     assert kills >= 2

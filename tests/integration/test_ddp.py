@@ -68,7 +68,9 @@ for _cls in CONTROLLED.values():
 
 
 class _Shards(pl.LightningDataModule):
-    """Rank r's critic step t gets rows [t*W*B + r*B, t*W*B + (r+1)*B): no shuffling."""
+    """Rank r's critic step t gets rows [t*W*B + r*B, t*W*B + (r+1)*B): no shuffling. A
+    training batch holds the N_CRITIC critic batches of one generator step, each the
+    concatenation over ``ranks`` of their rows."""
 
     def __init__(self, ranks: tuple[int, ...]) -> None:
         super().__init__()
@@ -80,7 +82,8 @@ class _Shards(pl.LightningDataModule):
             for t in range(STEPS * N_CRITIC)
             for r in self.ranks
         ]
-        return DataLoader(torch.cat(rows), batch_size=B * len(self.ranks), shuffle=False)
+        batch = B * len(self.ranks) * N_CRITIC
+        return DataLoader(torch.cat(rows), batch_size=batch, shuffle=False)
 
 
 def _fit(variant: str, ranks: tuple[int, ...], **trainer: Any) -> pl.LightningModule:
@@ -156,7 +159,7 @@ def _worker(rank: int, port: int, out: str, job: str) -> None:
         sync_batchnorm=job == "sync_batchnorm",
     )
     try:
-        trainer.fit(model, DataLoader(images, batch_size=8, shuffle=True))
+        trainer.fit(model, DataLoader(images, batch_size=8, shuffle=True))  # n_critic=1
         error = ""
     except ValueError as err:
         error = str(err)
@@ -306,6 +309,6 @@ def test_cli_trains_with_two_gloo_processes(run_cli, tmp_path: Path) -> None:
         f"hydra.run.dir={tmp_path}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    from gan_zoo.checkpoint import read_checkpoint
+    from gan_zoo.checkpointing import read_checkpoint
 
     assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 3

@@ -1,4 +1,4 @@
-"""``callbacks.fid`` / ``callbacks.is`` in real training runs composed from ``configs/train.yaml``.
+"""``callbacks.fidelity`` (FID and IS) in real training runs composed from ``configs/train.yaml``.
 
 InceptionV3 is torch-fidelity's real extractor with seeded random weights from a temp file.
 """
@@ -39,12 +39,13 @@ def no_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def metric_overrides(weights: Path, cache: Path, num: int = 4, every: int = 2) -> list[str]:
-    """Both callbacks on ``num`` fakes every ``every`` steps, weights set as a user would."""
-    both = [f"num_samples={num}", f"every_n_steps={every}"]
-    return [f"callbacks.{cb}.{o}" for cb in ("fid", "is") for o in both] + [
-        f"metrics.inception_weights={weights}",  # train.yaml's one switch for both callbacks
-        "callbacks.is.splits=2",
-        f"callbacks.fid.cache_dir={cache}",
+    """FID and IS on ``num`` fakes every ``every`` steps, weights set as a user would."""
+    return [
+        f"callbacks.fidelity.num_samples={num}",
+        f"callbacks.fidelity.every_n_steps={every}",
+        f"metrics.inception_weights={weights}",  # train.yaml's switch for the metric callbacks
+        "callbacks.fidelity.splits=2",
+        f"callbacks.fidelity.cache_dir={cache}",
     ]
 
 
@@ -104,7 +105,7 @@ def test_without_weights_the_job_warns_once_and_trains_on(
     assert len(warnings) == 1 and "\n" not in warnings[0]
     assert warnings[0].endswith(
         "or set metrics.inception_weights=PATH, or turn the metrics off with "
-        "~callbacks.fid ~callbacks.is"
+        "callbacks.fidelity=null"
     )
     assert not any(k.startswith("val/") for k in read_metrics(tmp_path)[0])
 
@@ -121,14 +122,14 @@ def test_toy_data_turns_the_metrics_off_without_looking_for_weights(
     ("override", "message"),
     [
         (
-            "callbacks.fid.num_samples=1",
-            "callbacks.fid.num_samples=1 is invalid: expected an integer >= 2, or 'auto'",
+            "callbacks.fidelity.num_samples=1",
+            "callbacks.fidelity.num_samples=1 is invalid: expected an integer >= 2 or one of 'au",
         ),
-        ("callbacks.is.every_n_steps=-5", "callbacks.is.every_n_steps=-5 is invalid"),
-        ("callbacks.is.splits=0", "callbacks.is.splits=0 is invalid: expected an integer >= 1"),
+        ("callbacks.fidelity.every_n_steps=-5", "callbacks.fidelity.every_n_steps=-5 is invalid"),
+        ("callbacks.fidelity.splits=0", "callbacks.fidelity.splits=0 is invalid: expected an "),
         (
-            "callbacks.fid.num_real=6000",
-            "callbacks.fid.num_real=6000 is invalid: expected 'auto'"
+            "callbacks.fidelity.num_real=6000",
+            "callbacks.fidelity.num_real=6000 is invalid: expected 'auto'"
             " or at most the training set size (5000)",
         ),
     ],

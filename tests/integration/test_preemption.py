@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gan_zoo.checkpoint import read_checkpoint
+from gan_zoo.checkpointing import read_checkpoint
 from tests.integration.exactness import assert_same_state, run_cli
 
 # Every rank keeps its own replay pool; the checkpoint holds all of them (exactness.TINY has one).
@@ -60,8 +60,8 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in err
     (line,) = [line for line in err.splitlines() if line.startswith("preempted:")]
     saved = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
-    step, position = saved["global_step"], saved["critic_steps_in_cycle"]
-    assert f"at generator step {step} (critic step {position} of 5 done)" in line
+    step = saved["global_step"]
+    assert f"at generator step {step}; resume with the same hydra.run.dir and ckpt_path=" in line
     more = f"trainer.max_steps={step + 2}"
     resumed = run_cli(tmp_path, ["model=wgan_gp", "ckpt_path=last", more])
     _, err = resumed.communicate(timeout=300)

@@ -1,29 +1,25 @@
 """Exact resume: a resumed run ends bitwise where the uninterrupted run with the same seed ends.
 
 Each case trains 6 generator steps on a tiny toy2d model (checkpoints and sample grids every 2
-steps, 4 batches per epoch, a replay buffer, an EMA generator, a decaying LR, a lazy penalty),
-then resumes (a) from the step-2 checkpoint in a fresh run directory and (b) from a preemption
-checkpoint written by a real SIGTERM in the middle of an n_critic cycle, and compares the step-6
-checkpoints tensor by tensor.
+steps, epochs of 2 or 12 steps, a replay buffer, an EMA generator, a decaying LR, a lazy penalty),
+then resumes (a) from the step-2 checkpoint in a fresh run directory, (b) from a preemption
+checkpoint written by a real SIGTERM, and (c) from the last checkpoint of a finished shorter run
+given a larger ``max_steps``, and compares the step-6 checkpoints tensor by tensor.
 """
 
 from __future__ import annotations
 
 import filecmp
-import json
 import shutil
-import struct
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from wandb.proto import wandb_internal_pb2 as pb
 
-from gan_zoo.checkpoint import read_checkpoint
+from gan_zoo.checkpointing import read_checkpoint
+from gan_zoo.checkpointing.resume import ResumeState
 from gan_zoo.data.sampler import ResumableDataLoader, ResumableSampler
-from gan_zoo.resume import ResumeState
 from tests.integration.exactness import (
     SIGNAL_AT,
     VARIANTS,
@@ -33,6 +29,7 @@ from tests.integration.exactness import (
     differences,
     run_in_process,
 )
+from tests.wandb_records import logged_steps
 
 # Two representative cases run by default; the whole matrix with -m slow.
 FAST_CASES = {("ns_gan", 1), ("wgan_gp", 5)}
@@ -62,35 +59,52 @@ def test_resume_from_a_step_checkpoint_is_exact(
     shutil.copy(ckpts / "step000002.ckpt", resumed / "checkpoints" / "step000002.ckpt")
     assert run_in_process(resumed, [*overrides, "ckpt_path=last"]) == "finished"
     assert_same_state(ckpts / "step000006.ckpt", resumed / "checkpoints" / "step000006.ckpt")
-    # The checkpoint it started from was not rewritten (Lightning would, mid-cycle).
+    # The checkpoint it started from was not rewritten, and step 2's grid not drawn again.
     started = resumed / "checkpoints" / "step000002.ckpt"
     assert filecmp.cmp(ckpts / "step000002.ckpt", started, shallow=False)
-    # Step 2's grid was drawn before its checkpoint: the batches still at step 2 (n_critic > 1)
-    # do not draw it again.
     drawn = sorted(p.name for p in (resumed / "samples").iterdir())
     assert drawn == ["final.png", "step_000004.png", "step_000006.png"]
 
 
 @pytest.mark.parametrize(("variant", "n_critic"), CASES)
-def test_resume_from_a_mid_cycle_preemption_is_exact(
+def test_resume_from_a_preemption_is_exact(
     variant: str, n_critic: int, reference: tuple[Path, list[str]], tmp_path: Path
 ) -> None:
     ckpts, overrides = reference
     run = tmp_path / "preempted"
-    at_batch = 13 if n_critic == 5 else 3  # batch 13: generator step 3, critic step 3 of 5
-    fault = [SIGNAL_AT, f"+callbacks.fault.at_batch={at_batch}"]
+    fault = [SIGNAL_AT, "+callbacks.fault.at_batch=3"]  # after generator step 3
     assert run_in_process(run, [*overrides, *fault]) == "preempted"
     saved = read_checkpoint(run / "checkpoints" / "last.ckpt")
-    assert saved["critic_steps_in_cycle"] == (3 if n_critic == 5 else 0)
+    assert saved["global_step"] == 3
+    per_epoch = 96 // (8 * n_critic)  # 2 steps an epoch with n_critic 5, 12 with 1
     assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
-        {"epoch": at_batch // 4, "batches": at_batch % 4}
+        {"epoch": 3 // per_epoch, "batches": 3 % per_epoch}
     ]
-    assert saved["callbacks"]["SampleGrid"] == {"last_step": 2}
     grid = run / "samples" / "step_000002.png"
     drawn_at = grid.stat().st_mtime_ns
     assert run_in_process(run, [*overrides, "ckpt_path=last"]) == "finished"
     assert grid.stat().st_mtime_ns == drawn_at  # not drawn again after the resume
     assert_same_state(ckpts / "step000006.ckpt", run / "checkpoints" / "step000006.ckpt")
+
+
+@pytest.mark.parametrize(("variant", "n_critic"), CASES)
+def test_a_finished_run_trained_longer_is_exact(
+    variant: str, n_critic: int, reference: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """4 steps to the end, then ``max_steps=6`` from its ``last.ckpt``: the 6-step run. With
+    n_critic=5 step 4 ends an epoch; with n_critic=1 it is in the middle of one."""
+    ckpts, overrides = reference
+    short = tmp_path / "short"
+    assert run_in_process(short, [*overrides, "trainer.max_steps=4"]) == "finished"
+    last = read_checkpoint(short / "checkpoints" / "last.ckpt")
+    # Saved on step 4's batch, before Lightning closes the epoch; n_critic 5: its last batch.
+    position = last["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert last["global_step"] == 4 and last["epoch"] == (1 if n_critic == 5 else 0)
+    assert position == [{"epoch": 2, "batches": 0} if n_critic == 5 else {"epoch": 0, "batches": 4}]
+    longer = tmp_path / "longer"
+    extend = [*overrides, f"ckpt_path={short / 'checkpoints' / 'last.ckpt'}"]
+    assert run_in_process(longer, extend) == "finished"
+    assert_same_state(ckpts / "step000006.ckpt", longer / "checkpoints" / "step000006.ckpt")
 
 
 @pytest.mark.parametrize(("variant", "n_critic"), [("wgan_gp", 5)])
@@ -147,35 +161,6 @@ def test_the_loader_never_draws_from_the_global_rng() -> None:
     assert torch.equal(before, torch.get_rng_state())
 
 
-def _wandb_records(path: Path) -> Iterator[pb.Record]:
-    """The records of an offline ``.wandb`` file (LevelDB-style log: 32 KiB blocks, 7-byte
-    chunk headers ``crc32 | length | type``, after a 7-byte file header)."""
-    data, block, pos, chunks = path.read_bytes(), 32768, 7, b""
-    assert data[:4] == b":W&B"
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # block trailer padding
-            pos += block - pos % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
-        chunks = chunk if kind in (1, 2) else chunks + chunk  # FULL/FIRST start a record
-        if kind in (1, 4):  # FULL/LAST end it
-            record = pb.Record()
-            record.ParseFromString(chunks)
-            yield record
-
-
-def _logged_steps(run: Path, prefix: str) -> list[int]:
-    """The ``trainer/global_step`` of every history record with a key starting with ``prefix``."""
-    steps = []
-    for record in _wandb_records(run):
-        if record.HasField("history"):
-            items = {i.key or "/".join(i.nested_key): i.value_json for i in record.history.item}
-            if any(key.startswith(prefix) for key in items):
-                steps.append(int(json.loads(items["trainer/global_step"])))
-    return steps
-
-
 def test_wandb_continues_the_same_run_and_no_step_goes_backwards(tmp_path: Path) -> None:
     """A crash after step 6 (the last checkpoint is step 4), then a resume to step 8."""
     wandb = ["logger=wandb", "trainer.max_steps=8"]
@@ -191,7 +176,7 @@ def test_wandb_continues_the_same_run_and_no_step_goes_backwards(tmp_path: Path)
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))  # named by start time
     assert len(runs) == 2 and len({r.name.rsplit("-", 1)[1] for r in runs}) == 1  # one run id
     files = [next(r.glob("*.wandb")) for r in runs]
-    steps = [_logged_steps(f, "train/") for f in files]
+    steps = [logged_steps(f, "train/") for f in files]
     assert steps == [[1, 2, 3, 4, 5, 6], [7, 8]]  # 5 and 6 were recomputed, not logged again
     # Sample grids every 2 steps (step 6's not sent again), then final.png at step 8.
-    assert [_logged_steps(f, "samples/") for f in files] == [[2, 4, 6], [8, 8]]
+    assert [logged_steps(f, "samples/") for f in files] == [[2, 4, 6], [8, 8]]

@@ -17,7 +17,7 @@ CASES = [
     (["model=wgan_gp", "model.gp_weight=-1"], "model.gp_weight=-1 is invalid"),
     (["net.latent_dim=0"], "latent_dim=0 is invalid: expected an integer >= 1"),
     (["net.generator.image_size=48"], "net.generator.image_size=48 is invalid: expected one of"),
-    (["trainer.max_steps=0"], "trainer.max_steps=0 is invalid"),
+    (["trainer.max_steps=-5"], "trainer: `max_steps` must be a non-negative integer or -1"),
     (["data=image_folder", "data.root=/no/such/dir"], "data.root='/no/such/dir' is invalid"),
     (["model=wgan_gp", "net.discriminator.norm=batch"], "model.discriminator='DCGAN"),
     (["data=toy2d", "data.name=ring9"], "data.name='ring9' is invalid: expected one of"),

@@ -15,18 +15,17 @@ from gan_zoo.training import train
 from tests.helpers import FAST, FAST_WITH_METRICS, compose_train
 
 # Two evaluations of 4 fakes: enough to show the metrics run, in seconds.
-FEW = [f"callbacks.{cb}.{o}" for cb in ("fid", "is") for o in ("num_samples=4", "every_n_steps=2")]
-FEW += ["callbacks.is.splits=2"]
+FEW = ["callbacks.fidelity.num_samples=4", "callbacks.fidelity.every_n_steps=2"]
+FEW += ["callbacks.fidelity.splits=2"]
 
 
 def test_fast_sets_the_metric_callbacks_to_null_and_nothing_else() -> None:
     fast, kept = compose_train(FAST), compose_train(FAST_WITH_METRICS)
-    assert fast.callbacks.fid is None and fast.callbacks["is"] is None
-    assert kept.callbacks.fid._target_.endswith("FIDCallback")
-    assert kept.callbacks["is"]._target_.endswith("ISCallback")
+    assert fast.callbacks.fidelity is None
+    assert kept.callbacks.fidelity._target_.endswith("FidelityCallback")
     plain = [OmegaConf.to_container(c) for c in (fast, kept)]
     for config in plain:
-        del config["callbacks"]["fid"], config["callbacks"]["is"]  # type: ignore[index]
+        del config["callbacks"]["fidelity"]  # type: ignore[index]
     assert plain[0] == plain[1]
     assert kept.trainer.max_steps == 4  # debug=fast's settings, read from configs/debug
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import gan_zoo
-from gan_zoo.checkpoint import read_checkpoint
+from gan_zoo.checkpointing import read_checkpoint
 from tests.helpers import FAST, MODELS
 
 EXPECTED_CLASS = {

@@ -1,6 +1,6 @@
 """Checkpoints of a plain ``lightning.Trainer`` (no gan_zoo config inside) load back, weights
 only, through ``gan_zoo.load_model`` with the nets given or Lightning's
-``load_from_checkpoint``: weights, EMA generator, replay buffer and n_critic position."""
+``load_from_checkpoint``: weights, EMA generator and replay buffer."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import gan_zoo
-from gan_zoo.checkpoint import CheckpointError
+from gan_zoo.checkpointing import CheckpointError
 from gan_zoo.data import Toy2DDataModule
 from gan_zoo.models import WGANGP
 from gan_zoo.nets import MLPDiscriminator, MLPGenerator
@@ -30,10 +30,7 @@ def nets(hidden: int = 8) -> tuple[MLPGenerator, MLPDiscriminator]:
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory: pytest.TempPathFactory) -> tuple[WGANGP, Path]:
-    """A WGAN-GP trained 3 generator steps (n_critic=5) by a plain Trainer, and its checkpoint.
-
-    Mid-cycle at the end: 3 * 5 + 2 batches, so the n_critic position is 2, not 0.
-    """
+    """A WGAN-GP trained 3 generator steps (n_critic=5) by a plain Trainer, and its checkpoint."""
     torch.manual_seed(0)
     model = WGANGP(*nets(), **STATE)
     root = tmp_path_factory.mktemp("plain")
@@ -41,13 +38,13 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> tuple[WGANGP, Path]:
         default_root_dir=root,
         accelerator="cpu",
         max_epochs=1,
-        limit_train_batches=17,
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(model, datamodule=Toy2DDataModule(num_samples=17 * 16, batch_size=16))
-    assert trainer.global_step == 3 and model.critic_steps_in_cycle == 2
+    # 3 training batches of 5 critic batches of 16: 3 generator steps in one epoch.
+    trainer.fit(model, datamodule=Toy2DDataModule(num_samples=3 * 5 * 16, batch_size=16))
+    assert trainer.global_step == 3
     (path,) = (root / "checkpoints").glob("*.ckpt")
     return model, path
 
@@ -65,7 +62,6 @@ def assert_same_model(loaded: WGANGP, trained: WGANGP) -> None:
     assert loaded.replay is not None and trained.replay is not None
     assert loaded.replay.count == trained.replay.count == 16
     assert torch.equal(loaded.replay.samples, trained.replay.samples)  # type: ignore[arg-type]
-    assert loaded.critic_steps_in_cycle == 2
     z = torch.randn(5, 2)
     assert torch.equal(loaded.sample(5, z=z), trained.sample(5, z=z))
 

@@ -10,7 +10,7 @@ import torch
 from hydra.utils import instantiate
 
 from gan_zoo.models import GAN
-from gan_zoo.training import build, instantiate_group
+from gan_zoo.training import build, instantiate_node
 from tests.helpers import CONFIG_DIR, MODELS, compose_train
 
 
@@ -44,7 +44,7 @@ def test_data_group(option: str, tmp_path: Path) -> None:
     overrides = [f"data={option}"] + [
         o.format(root=tmp_path) for o in DATA_OVERRIDES.get(option, [])
     ]
-    dm = instantiate_group(compose_train(overrides, run_dir=tmp_path).data, "data")
+    dm = instantiate_node(compose_train(overrides, run_dir=tmp_path).data, "data")
     assert isinstance(dm, pl.LightningDataModule) and len(dm.sample_shape) in (1, 3)
 
 

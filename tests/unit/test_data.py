@@ -244,8 +244,50 @@ def test_bad_loader_arguments(kwargs: dict[str, int], key: str) -> None:
 
 def test_batch_larger_than_dataset_names_the_size() -> None:
     dm = Toy1DDataModule(num_samples=100, batch_size=512)
-    with pytest.raises(ConfigValueError, match=r"batch_size=512.*\(100 samples\)"):
-        dm.setup("fit")
+    with pytest.raises(
+        ConfigValueError, match=r"^batch_size=512 is invalid: expected at most 100 "
+    ):
+        dm.check_fits()
+    # A model with n_critic=5 reads 5 critic batches per generator step, over 2 ranks here.
+    with pytest.raises(
+        ConfigValueError,
+        match=r"expected at most 10 \(the dataset's 100 samples "
+        r"over 2 ranks must fill the 5 critic batches of one generator step\)",
+    ):
+        Toy1DDataModule(num_samples=100, batch_size=12).check_fits(critic_steps=5, world_size=2)
+    Toy1DDataModule(num_samples=100, batch_size=10).check_fits(critic_steps=5, world_size=2)
+
+
+class _Critic5(pl.LightningModule):
+    """A stand-in GAN with n_critic = 5: the data module serves 5 critic batches per step."""
+
+    n_critic = 5
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, ...]] = []
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        self.seen.append(tuple(batch.shape))
+
+    def configure_optimizers(self) -> None:
+        return None
+
+
+def test_one_training_batch_holds_the_n_critic_batches_of_a_generator_step(tmp_path: Path) -> None:
+    model = _Critic5()
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_epochs=1,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=Toy2DDataModule(num_samples=1000, batch_size=64))
+    # 1000 // (5 * 64) = 3 generator steps per epoch, each on 5 * 64 fresh rows.
+    assert model.seen == [(320, 2)] * 3 and trainer.num_training_batches == 3
 
 
 def test_workers_are_persistent() -> None:

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,12 +17,14 @@ import yaml
 
 from gan_zoo.loggers import (
     REDACTED,
+    STATE_FILE,
     ResumableWandbLogger,
+    continuation,
     redact_hydra_files,
     redact_secrets,
     wandb_logger,
 )
-from gan_zoo.resume import last_logged_step, wandb_file_steps
+from tests.wandb_records import logged_steps
 
 
 @pytest.fixture(autouse=True)
@@ -34,16 +35,12 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def log_run(
-    save_dir: Path,
-    steps: range,
-    run_id: str | None = None,
-    checkpoint: Path | None = None,
-    width: int = 1,
+    save_dir: Path, steps: range, resume_from: Path | None = None, width: int = 1
 ) -> ResumableWandbLogger:
-    """A real offline W&B run through the logger, as train.py drives it; finished on return."""
-    logger = wandb_logger(save_dir=str(save_dir))
-    if run_id is not None or checkpoint is not None:
-        logger.continue_run(run_id, checkpoint)
+    """A real offline W&B run through the logger, as train.py drives it (continuing the run of
+    the checkpoint ``resume_from``, if given); finished on return."""
+    extra = continuation(save_dir, resume_from) if resume_from is not None else {}
+    logger = wandb_logger(save_dir=str(save_dir), **extra)
     logger.log_hyperparams({"seed": 0})
     for step in steps:
         logger.log_metrics({f"train/m{i}": step + i / 10 for i in range(width)}, step=step)
@@ -57,76 +54,44 @@ def run_files(save_dir: Path) -> list[Path]:
     return [next(f.glob("*.wandb")) for f in sorted((save_dir / "wandb").glob("offline-run-*"))]
 
 
-def test_the_run_file_reader_reads_what_wandb_wrote(tmp_path: Path) -> None:
-    """Many metrics per row: records span W&B's 32 KiB blocks; a cut file reads up to the cut."""
-    log_run(tmp_path, range(1, 301), width=40)
-    (run_file,) = run_files(tmp_path)
-    assert run_file.stat().st_size > 4 * 32768
-    assert wandb_file_steps(run_file) == list(range(1, 301))
-    cut = tmp_path / "cut.wandb"
-    cut.write_bytes(run_file.read_bytes()[: run_file.stat().st_size // 2])
-    steps = wandb_file_steps(cut)
-    assert steps is not None and 50 < len(steps) < 300 and steps == list(range(1, len(steps) + 1))
-    (tmp_path / "other.wandb").write_bytes(b"not a wandb file")
-    assert wandb_file_steps(tmp_path / "other.wandb") is None
+def test_resuming_in_the_same_directory_continues_the_run(tmp_path: Path) -> None:
+    """Steps 1-6 logged, then a resume from the step-2 checkpoint logs 3-8: W&B gets 7 and 8."""
+    first = log_run(tmp_path, range(1, 7))
+    second = log_run(tmp_path, range(3, 9), tmp_path / "checkpoints" / "step000002.ckpt")
+    assert second.experiment.id == first.experiment.id
+    later = run_files(tmp_path)[-1]
+    assert later.name == f"run-{first.experiment.id}.wandb"
+    assert logged_steps(later, "train/") == [7, 8]  # 3-6 were logged already
+    assert json.loads(second.state_path.read_text()) == {"id": first.experiment.id, "last_step": 8}
 
 
-def test_resuming_from_another_run_directory_continues_the_run(tmp_path: Path) -> None:
-    """Steps 1-6 logged in run A, whose checkpoint of step 2 is resumed in directory B."""
-    first = log_run(tmp_path / "a", range(1, 7))
-    run_id = first.experiment.id
+def test_resuming_from_another_run_directory_continues_the_checkpoints_run(tmp_path: Path) -> None:
+    """Run A's checkpoint of step 2 resumed in directory B, which last logged another run Y."""
+    run_a = log_run(tmp_path / "a", range(1, 7)).experiment.id
+    (tmp_path / "b" / "wandb").mkdir(parents=True)
+    other = {"id": "runyyyyy", "last_step": 40}
+    (tmp_path / "b" / "wandb" / STATE_FILE).write_text(json.dumps(other))
     checkpoint = tmp_path / "a" / "checkpoints" / "step000002.ckpt"
-    second = log_run(tmp_path / "b", range(3, 9), run_id, checkpoint)
-    assert second.experiment.id == run_id
+    assert continuation(tmp_path / "b", checkpoint) == {
+        "id": run_a,
+        "resume": "allow",
+        "logged_up_to": 6,
+    }
+    second = log_run(tmp_path / "b", range(3, 9), checkpoint)
+    assert second.experiment.id == run_a
     (run_file,) = run_files(tmp_path / "b")
-    assert run_file.name == f"run-{run_id}.wandb"
-    assert wandb_file_steps(run_file) == [7, 8]  # 3-6 were logged by A already
-    state = json.loads(second.state_path.read_text())
-    assert state == {"id": run_id, "last_step": 8}
+    assert logged_steps(run_file, "train/") == [7, 8]
 
 
 def test_without_any_record_of_the_run_a_new_run_is_started(tmp_path: Path) -> None:
     first = log_run(tmp_path, range(1, 7))
-    run_id = first.experiment.id
     shutil.rmtree(tmp_path / "wandb")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        second = log_run(tmp_path, range(3, 9), run_id, tmp_path / "checkpoints" / "last.ckpt")
-    messages = [str(w.message) for w in caught if "is not continued" in str(w.message)]
-    assert len(messages) == 1 and "\n" not in messages[0]
-    new_id = second.experiment.id
-    assert new_id != run_id and messages[0].startswith(f"W&B run {run_id} of the checkpoint")
-    assert messages[0].endswith(f"logging to a new run {new_id} instead")
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    assert continuation(tmp_path, checkpoint) == {}
+    second = log_run(tmp_path, range(3, 9), checkpoint)
+    assert second.experiment.id != first.experiment.id
     (run_file,) = run_files(tmp_path)
-    assert run_file.name == f"run-{new_id}.wandb"
-    assert wandb_file_steps(run_file) == [3, 4, 5, 6, 7, 8]
-
-
-def test_wandb_run_files_count_when_the_state_file_is_gone(tmp_path: Path) -> None:
-    run_id = log_run(tmp_path, range(1, 7)).experiment.id
-    state = tmp_path / "wandb" / ResumableWandbLogger.STATE_FILE
-    state.unlink()
-    assert last_logged_step(run_id, [tmp_path / "wandb"]) == 6
-    # Records that disagree (a SIGKILL lost W&B's unflushed rows): the highest step counts.
-    state.write_text(json.dumps({"id": run_id, "last_step": 9}))
-    assert last_logged_step(run_id, [tmp_path / "wandb"]) == 9
-    assert last_logged_step("someother", [tmp_path / "wandb"]) is None
-
-
-def test_the_checkpoints_run_id_wins_over_the_run_directorys(tmp_path: Path) -> None:
-    """Resuming run X's checkpoint in a directory that last logged run Y continues X."""
-    here, there = tmp_path / "here" / "wandb", tmp_path / "there" / "wandb"
-    for folder, run_id, step in ((here, "runyyyyy", 40), (there, "runxxxxx", 12)):
-        folder.mkdir(parents=True)
-        (folder / ResumableWandbLogger.STATE_FILE).write_text(
-            json.dumps({"id": run_id, "last_step": step})
-        )
-    logger = wandb_logger(save_dir=str(tmp_path / "here"))
-    logger.continue_run("runxxxxx", tmp_path / "there" / "checkpoints" / "last.ckpt")
-    assert logger._wandb_init["id"] == "runxxxxx" and logger._replayed_up_to == 12
-    own = wandb_logger(save_dir=str(tmp_path / "here"))
-    own.continue_run(None)  # a checkpoint without a W&B id: the directory's own run
-    assert own._wandb_init["id"] == "runyyyyy" and own._replayed_up_to == 40
+    assert logged_steps(run_file, "train/") == [3, 4, 5, 6, 7, 8]
 
 
 # --- secrets ---------------------------------------------------------------------------------
@@ -249,30 +214,3 @@ def test_a_sweeps_multirun_yaml_is_rewritten_too(tmp_path: Path) -> None:
         if o.startswith("+db")
     ]
     assert task == f"+db.password={REDACTED}"
-
-
-def test_a_hanging_name_lookup_cannot_block_the_logger(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A key and a resolver that never answers (socket timeouts do not cover DNS): still offline
-    within the probe's 3 s."""
-    import socket
-    import threading
-    import time
-
-    release = threading.Event()
-
-    def hang(*args: object, **kwargs: object) -> None:
-        release.wait(60)
-        raise OSError("lookup gave up")
-
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    monkeypatch.setattr(socket, "create_connection", hang)
-    started = time.monotonic()
-    try:
-        logger = wandb_logger(save_dir=str(tmp_path))
-    finally:
-        release.set()
-    assert logger._wandb_init["mode"] == "offline"
-    assert time.monotonic() - started < 10

@@ -18,7 +18,7 @@ import torch
 from torch_fidelity.metric_fid import fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_features_to_metric
 
-from gan_zoo.callbacks import FIDCallback
+from gan_zoo.callbacks import FidelityCallback
 from gan_zoo.errors import ConfigValueError
 from gan_zoo.evaluation import _load_metric
 from gan_zoo.metrics import (
@@ -239,7 +239,7 @@ def test_failed_download_is_one_line_saying_where_and_what_to_pass(empty_hub: Pa
 
 def test_each_command_line_names_its_own_switch(empty_hub: Path) -> None:
     with pytest.raises(InceptionWeightsError) as train_err:
-        FIDCallback(inception_weights=None)._load(fid=True, isc=True)
+        FidelityCallback(inception_weights=None)._load()
     settings = {"fid": True, "isc": True, "inception_weights": None, "isc_splits": 10}
     with pytest.raises(InceptionWeightsError) as evaluate_err:
         _load_metric({**settings, "batch_size": 4})
@@ -248,7 +248,7 @@ def test_each_command_line_names_its_own_switch(empty_hub: Path) -> None:
         assert "\n" not in str(err.value) and where in str(err.value)
     assert str(train_err.value).endswith(
         ", or set metrics.inception_weights=PATH, or turn the metrics off with "
-        "~callbacks.fid ~callbacks.is"
+        "callbacks.fidelity=null"
     )
     # evaluate.py's metrics all need InceptionV3: no off switch to suggest, and no callbacks.
     assert str(evaluate_err.value).endswith(

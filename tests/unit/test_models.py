@@ -37,11 +37,11 @@ def _trainer(tmp_path, **kwargs) -> pl.Trainer:
 
 
 class _Counting(NonSaturatingGAN):
-    """Counts how often each part of the loop runs."""
+    """Counts how often each part of the loop runs, and keeps every critic step's batch."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.calls = {"d": 0, "g": 0, "batches": []}
+        self.calls = {"d": 0, "g": 0, "steps": 0, "critic_batches": []}
 
     def discriminator_loss(self, real_scores, fake_scores):
         self.calls["d"] += 1
@@ -51,20 +51,22 @@ class _Counting(NonSaturatingGAN):
         self.calls["g"] += 1
         return super().generator_loss(fake_scores)
 
-    def training_step(self, batch, batch_idx):
-        self.calls["batches"].append(batch[0].clone())
-        return super().training_step(batch, batch_idx)
+    def critic_batches(self, batch):
+        self.calls["steps"] += 1
+        batches = super().critic_batches(batch)
+        self.calls["critic_batches"] += [b.clone() for b in batches]
+        return batches
 
 
 def test_max_steps_counts_generator_steps_with_n_critic_5(tmp_path) -> None:
     model = _Counting(*_nets(), latent_dim=2, n_critic=5)
     trainer = _trainer(tmp_path, max_steps=4, logger=CSVLogger(tmp_path), log_every_n_steps=1)
-    trainer.fit(model, _loader(n=400))
-    assert model.calls["g"] == 4 and model.calls["d"] == 20
+    trainer.fit(model, _loader(n=400, batch=5 * 8))  # a training batch: 5 critic batches of 8
+    assert model.calls["g"] == 4 and model.calls["d"] == 20 and model.calls["steps"] == 4
     assert trainer.global_step == 4
-    # every critic step saw its own real batch
-    batches = model.calls["batches"]
-    assert len(batches) == 20
+    # every critic step saw its own real batch of 8
+    batches = model.calls["critic_batches"]
+    assert len(batches) == 20 and all(b.shape == (8, 2) for b in batches)
     assert all(not torch.equal(batches[i], batches[i + 1]) for i in range(19))
     # every logged row is on the generator-step axis, 1..4
     import csv
@@ -73,19 +75,80 @@ def test_max_steps_counts_generator_steps_with_n_critic_5(tmp_path) -> None:
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
 
 
-def test_generator_cycle_continues_across_epochs(tmp_path) -> None:
-    # 7 batches per epoch with n_critic=5: generator steps at batches 5, 10, 15 across epochs
+def test_generator_steps_continue_across_epochs(tmp_path) -> None:
+    # 56 rows make 1 training batch of 5 x 8 per epoch: 3 generator steps take 3 epochs
     model = _Counting(*_nets(), latent_dim=2, n_critic=5)
-    _trainer(tmp_path, max_steps=3).fit(model, _loader(n=56))
-    assert model.calls["d"] == 15 and model.calls["g"] == 3
+    trainer = _trainer(tmp_path, max_steps=3)
+    trainer.fit(model, _loader(n=56, batch=40))
+    assert model.calls["d"] == 15 and model.calls["g"] == 3 and trainer.current_epoch == 3
 
 
-def test_discriminator_step_does_not_touch_generator(tmp_path) -> None:
-    model = WGANGP(*_nets(), latent_dim=2, n_critic=5)
-    before = [p.clone() for p in model.generator.parameters()]
-    _trainer(tmp_path, max_epochs=1, limit_train_batches=4).fit(model, _loader())
-    # 4 batches < n_critic: only critic steps ran
-    assert all(torch.equal(a, b) for a, b in zip(before, model.generator.parameters()))
+def test_a_batch_that_does_not_split_into_n_critic_batches_is_refused(tmp_path) -> None:
+    model = NonSaturatingGAN(*_nets(), latent_dim=2, n_critic=3)
+    with pytest.raises(ConfigValueError, match=r"^batch='8 samples' is invalid: expected n_critic"):
+        _trainer(tmp_path, max_steps=1).fit(model, _loader(batch=8))
+
+
+class _Frozen(WGANGP):
+    """Checks after every critic step that the generator is what it was when the step began."""
+
+    def training_step(self, batch, batch_idx):
+        self.before = [p.detach().clone() for p in self.generator.parameters()]
+        self.grads = [
+            None if p.grad is None else p.grad.clone() for p in self.generator.parameters()
+        ]
+        self.critic_steps_checked = getattr(self, "critic_steps_checked", 0)
+        return super().training_step(batch, batch_idx)
+
+    def after_discriminator_step(self) -> None:
+        super().after_discriminator_step()
+        now = list(self.generator.parameters())
+        assert all(torch.equal(a, b) for a, b in zip(self.before, now))
+        for grad, p in zip(self.grads, now):  # nor its gradients
+            assert (grad is None and p.grad is None) or torch.equal(grad, p.grad)
+        self.critic_steps_checked += 1
+
+
+def test_discriminator_steps_do_not_touch_the_generator(tmp_path) -> None:
+    model = _Frozen(*_nets(), latent_dim=2, n_critic=5)
+    _trainer(tmp_path, max_steps=2).fit(model, _loader(n=80, batch=40))
+    assert model.critic_steps_checked == 10
+
+
+class _Recorder(pl.Callback):
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.seen.append((batch_idx, trainer.global_step))
+
+
+def test_lightnings_own_counters_count_generator_steps(tmp_path) -> None:
+    """A plain Trainer(max_steps=20) and a user's callback, as a new user writes them (WGAN-GP,
+    5 critic steps per generator step): 20 calls, batch_idx 0..19, global_step 1..20; Lightning's
+    own checkpoint interval and log interval count the same steps."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    recorder = _Recorder()
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=5, save_top_k=-1)
+    model = WGANGP(*_nets(), latent_dim=2)
+    trainer = _trainer(
+        tmp_path,
+        max_steps=20,
+        callbacks=[recorder, checkpoints],
+        enable_checkpointing=True,
+        logger=CSVLogger(tmp_path),
+        log_every_n_steps=5,
+    )
+    trainer.fit(model, _loader(n=5 * 8 * 100, batch=5 * 8))
+    assert recorder.seen == [(i, i + 1) for i in range(20)]
+    assert trainer.global_step == 20 and trainer.num_training_batches == 100
+    saved = sorted(int(p.stem.split("step=")[1]) for p in (tmp_path / "ckpt").glob("*.ckpt"))
+    assert saved == [5, 10, 15, 20]
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "lightning_logs/version_0/metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [5, 10, 15, 20]
 
 
 def test_wgan_clip_clamps_every_critic_parameter(tmp_path) -> None:

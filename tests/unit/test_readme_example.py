@@ -43,7 +43,7 @@ def test_readme_variant_trains() -> None:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-    ).fit(model, DataLoader(TensorDataset(torch.randn(160, 2)), batch_size=16))
+    ).fit(model, DataLoader(TensorDataset(torch.randn(160, 2)), batch_size=5 * 16))  # n_critic 5
     assert model.global_step == 2
 
 

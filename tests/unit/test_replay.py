@@ -22,7 +22,7 @@ def _batch(value: float, n: int = 8) -> Tensor:
 
 @pytest.mark.parametrize("ratio,n_old", [(0.0, 0), (0.25, 2), (0.5, 4), (1.0, 8)])
 def test_mix_takes_round_ratio_times_batch_from_the_pool(ratio: float, n_old: int) -> None:
-    buf = ReplayBuffer(size=16, ratio=ratio)
+    buf = ReplayBuffer(replay_size=16, replay_ratio=ratio)
     first, none_old = buf.mix(_batch(1.0))
     assert torch.equal(first, _batch(1.0)) and none_old == 0  # empty pool: current fakes only
     mixed, reported = buf.mix(_batch(2.0))
@@ -32,7 +32,7 @@ def test_mix_takes_round_ratio_times_batch_from_the_pool(ratio: float, n_old: in
 
 
 def test_mix_draws_at_most_what_the_pool_holds() -> None:
-    buf = ReplayBuffer(size=16, ratio=1.0)
+    buf = ReplayBuffer(replay_size=16, replay_ratio=1.0)
     buf.mix(_batch(1.0, n=2))  # the pool holds 2
     mixed, n_old = buf.mix(_batch(2.0))
     assert (mixed[:, 0] == 1.0).sum().item() == 2 and (mixed[:, 0] == 2.0).sum().item() == 6
@@ -40,7 +40,7 @@ def test_mix_draws_at_most_what_the_pool_holds() -> None:
 
 
 def test_capacity_is_never_exceeded_and_new_fakes_replace_old_ones() -> None:
-    buf = ReplayBuffer(size=10, ratio=0.5)
+    buf = ReplayBuffer(replay_size=10, replay_ratio=0.5)
     for step in range(1, 7):
         buf.mix(_batch(float(step), n=4))
         assert len(buf) == min(4 * step, 10)
@@ -54,12 +54,12 @@ def test_capacity_is_never_exceeded_and_new_fakes_replace_old_ones() -> None:
 
 def test_state_dict_round_trip_restores_the_pool_and_the_next_mix() -> None:
     torch.manual_seed(0)
-    buf = ReplayBuffer(size=6, ratio=0.5)
+    buf = ReplayBuffer(replay_size=6, replay_ratio=0.5)
     for step in range(3):
         buf.mix(torch.randn(4, 2) + step)
     state = buf.state_dict()
     assert state["count"] == 6 and state["samples"].shape == (6, 2)
-    restored = ReplayBuffer(size=6, ratio=0.5)
+    restored = ReplayBuffer(replay_size=6, replay_ratio=0.5)
     restored.load_state_dict(state)
     assert len(restored) == 6 and torch.equal(restored.samples, buf.samples)
     fake = torch.randn(4, 2)
@@ -73,9 +73,9 @@ def test_state_dict_round_trip_restores_the_pool_and_the_next_mix() -> None:
 def test_a_restored_pool_follows_the_dtype_of_the_fakes(dtype: torch.dtype) -> None:
     # A pool restored from a checkpoint is float32 on the CPU; the fakes may come in another
     # dtype (here) or on the GPU (next test). The mixed batch must match the fakes.
-    saved = ReplayBuffer(size=4, ratio=0.5)
+    saved = ReplayBuffer(replay_size=4, replay_ratio=0.5)
     saved.mix(torch.arange(12.0).reshape(4, 3))
-    buf = ReplayBuffer(size=4, ratio=0.5)
+    buf = ReplayBuffer(replay_size=4, replay_ratio=0.5)
     buf.load_state_dict(saved.state_dict())
     assert buf.samples is not None and buf.samples.dtype == torch.float32
     fake = torch.full((4, 3), -1.0, dtype=dtype)
@@ -88,7 +88,7 @@ def test_a_restored_pool_follows_the_dtype_of_the_fakes(dtype: torch.dtype) -> N
 def test_a_restored_pool_follows_the_device_of_the_fakes() -> None:
     # The meta device stands in for the GPU: a CPU pool indexed with meta indices and
     # concatenated with meta fakes would raise, as CPU and CUDA tensors do.
-    buf = ReplayBuffer(size=4, ratio=0.5)
+    buf = ReplayBuffer(replay_size=4, replay_ratio=0.5)
     buf.load_state_dict({"samples": torch.ones(4, 3)})
     mixed, n_old = buf.mix(torch.empty(4, 3, device="meta"))
     assert mixed.device.type == "meta" and buf.samples.device.type == "meta"
@@ -96,18 +96,18 @@ def test_a_restored_pool_follows_the_device_of_the_fakes() -> None:
 
 
 def test_partially_filled_and_empty_state_round_trip() -> None:
-    buf = ReplayBuffer(size=8)
-    empty = ReplayBuffer(size=8)
+    buf = ReplayBuffer(replay_size=8)
+    empty = ReplayBuffer(replay_size=8)
     empty.load_state_dict(buf.state_dict())
     assert len(empty) == 0 and empty.samples is None
     buf.mix(torch.ones(3, 2))
-    partial = ReplayBuffer(size=8)
+    partial = ReplayBuffer(replay_size=8)
     partial.load_state_dict(buf.state_dict())
     assert len(partial) == 3 and torch.equal(partial.samples[:3], torch.ones(3, 2))
     assert partial.samples.shape == (8, 2)  # room for 5 more
 
 
-@pytest.mark.parametrize("kwargs", [{"size": 0}, {"size": 4, "ratio": 1.5}])
+@pytest.mark.parametrize("kwargs", [{"replay_size": 0}, {"replay_size": 4, "replay_ratio": 1.5}])
 def test_invalid_settings_are_refused(kwargs) -> None:
     with pytest.raises(ConfigValueError):
         ReplayBuffer(**kwargs)

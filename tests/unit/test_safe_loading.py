@@ -12,7 +12,7 @@ import torch
 from hydra.utils import instantiate
 
 import gan_zoo
-from gan_zoo.checkpoint import CheckpointError, read_checkpoint
+from gan_zoo.checkpointing import CheckpointError, read_checkpoint
 from tests.helpers import ROOT
 from tests.integration.exactness import cli_args, cli_env, run_in_process
 
@@ -85,7 +85,7 @@ def test_clis_refuse_pickled_code_with_one_line(
 
 @pytest.mark.parametrize(
     ("target", "argument"),
-    [("builtins.open", "file"), ("gan_zoo.checkpoint_io.os.makedirs", "name")],
+    [("builtins.open", "file"), ("gan_zoo.checkpointing.atomic_io.os.makedirs", "name")],
     ids=["builtin", "reached-through-a-gan_zoo-module"],
 )
 def test_a_config_naming_a_function_is_not_instantiated(

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gan_zoo.callbacks import SampleGrid
-from gan_zoo.checkpoint import read_checkpoint
+from gan_zoo.checkpointing import read_checkpoint
 from gan_zoo.data import Toy1DDataModule, Toy2DDataModule
 from gan_zoo.models import NonSaturatingGAN
 from gan_zoo.nets import MLPDiscriminator, MLPGenerator
@@ -58,21 +58,14 @@ def test_weights_are_bitwise_the_same_with_a_grid_every_step_or_none(tmp_path: P
         assert not differences(a[key], b[key]), key
 
 
-def test_the_last_rendered_step_is_saved_and_not_rendered_again(tmp_path: Path) -> None:
+def test_the_grid_is_drawn_on_its_interval_and_keeps_no_state(tmp_path: Path) -> None:
+    """One training batch is one generator step, so the interval alone decides; nothing of the
+    grid needs saving in checkpoints."""
     trainer, gan = _toy(tmp_path, step=4)
-    drawn = tmp_path / "samples" / "step_000004.png"
     grid = SampleGrid(every_n_steps=2)
     grid.on_train_batch_end(trainer, gan)
-    assert drawn.exists()
-    state = grid.state_dict()
-    assert state == {"last_step": 4}
-    drawn.unlink()
-    grid.on_train_batch_end(trainer, gan)  # a later critic batch at the same generator step
-    assert not drawn.exists()
-    resumed = SampleGrid(every_n_steps=2)
-    resumed.load_state_dict(state)
-    resumed.on_train_batch_end(trainer, gan)
-    assert not drawn.exists()
-    SampleGrid(every_n_steps=2).on_train_batch_end(trainer, gan)  # the control: no state
-    assert drawn.exists()
-    assert SampleGrid().state_key == "SampleGrid"  # the key of checkpoint["callbacks"]
+    assert (tmp_path / "samples" / "step_000004.png").exists()
+    assert grid.state_dict() == {}
+    trainer, gan = _toy(tmp_path / "odd", step=3)
+    grid.on_train_batch_end(trainer, gan)
+    assert not (tmp_path / "odd" / "samples").exists()

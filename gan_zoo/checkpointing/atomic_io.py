@@ -4,7 +4,7 @@ Lightning's ``TorchCheckpointIO`` writes through fsspec without ``fsync``: after
 a kill at the wrong moment the file can be empty or truncated. :class:`AtomicCheckpointIO`
 writes to a temp file in the same directory, ``fsync``s it, renames it over the target with
 ``os.replace`` (atomic on POSIX) and ``fsync``s the directory so the rename itself is durable.
-Loading goes through :func:`gan_zoo.checkpoint.read_checkpoint`: ``weights_only=True`` and a
+Loading goes through :func:`gan_zoo.checkpointing.read_checkpoint`: ``weights_only=True`` and a
 one-line error naming the file.
 """
 
@@ -18,7 +18,7 @@ from typing import IO, Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from gan_zoo.checkpoint import read_checkpoint
+from gan_zoo.checkpointing.load import read_checkpoint
 
 
 def temp_path_for(path: Path) -> Path:

@@ -1,9 +1,11 @@
-"""Validated input: every config value checked by typed schemas before any work; image folders
-with bad files; data that does not fit the nets; W&B that never blocks and never leaks keys."""
+"""Validated input: every config value checked, once, by what consumes it, before any work; image
+folders with bad files; data that does not fit the nets; W&B that never blocks and never leaks
+keys."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 import warnings
@@ -13,58 +15,51 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_zoo.errors import ConfigValueError
-from gan_zoo.loggers import REDACTED, redact_secrets, wandb_logger
-from gan_zoo.schemas import validate_config
-from gan_zoo.training import train
+from gan_zoo.errors import ConfigError, ConfigValueError
+from gan_zoo.loggers import REDACTED, choose_mode, redact_secrets
+from gan_zoo.training import prepare, train
+from gan_zoo.validation import PositiveInt, check_arguments, describe, validated
 from tests.helpers import CONFIG_DIR, FAST, compose_train
 from tests.integration.exactness import cli_args, cli_env
 
 GROUPS = {g: sorted(p.stem for p in (CONFIG_DIR / g).glob("*.yaml")) for g in ("model", "data")}
 
 
-@pytest.mark.parametrize("data", [d for d in GROUPS["data"] if d != "image_folder"])
+@pytest.mark.parametrize("data", ["mnist_subset", "toy2d", "toy1d"])
 @pytest.mark.parametrize("model", GROUPS["model"])
-def test_every_shipped_config_is_valid(model: str, data: str) -> None:
-    for extra in (["callbacks=none", "logger=none"], ["logger=wandb"], ["logger=tensorboard"]):
-        validate_config(compose_train([f"model={model}", f"data={data}", *extra]))
+def test_every_shipped_config_is_valid(model: str, data: str, tmp_path: Path) -> None:
+    for extra in (["callbacks=none", "logger=none"], ["logger=tensorboard"]):
+        run = prepare(compose_train([f"model={model}", f"data={data}", *extra], tmp_path))
+        assert run.model.n_critic >= 1
 
 
 BAD = [
-    (["trainer.max_steps=abc"], "trainer.max_steps='abc' is invalid: expected an integer >= 1"),
+    (["trainer.max_steps=abc"], "trainer.max_steps='abc' is invalid: expected an integer"),
+    (["trainer.max_steps=-5"], "trainer: `max_steps` must be a non-negative integer or -1"),
     (["model.replay_ratio=1.5"], "model.replay_ratio=1.5 is invalid: expected a number >= 0 and"),
-    (["model.generator_optimizer.lr=-0.1"], "model.generator_optimizer.lr=-0.1 is invalid"),
-    (["model.discriminator_optimizer.betas=[0.5,1.0]"], "expected two numbers in [0, 1)"),
-    (
-        ["model.generator_optimizer.betas=[0.5]"],
-        "model.generator_optimizer.betas=[0.5] is invalid: expected two numbers in [0, 1)",
-    ),
-    (
-        ["model.generator_optimizer.betas=[0.5,0.9,0.99]"],
-        "model.generator_optimizer.betas=[0.5, 0.9, 0.99] is invalid: expected two numbers in",
-    ),
-    (
-        ["callbacks.fid.num_samples=1"],
-        "callbacks.fid.num_samples=1 is invalid: expected an integer >= 2, or 'auto'",
-    ),
-    (["callbacks.fid.num_real=1"], "callbacks.fid.num_real=1 is invalid: expected an integer >= 2"),
-    (["callbacks.is.num_samples=1"], "callbacks.is.num_samples=1 is invalid: expected an integer"),
+    (["model.generator_optimizer.lr=-0.1"], "(Invalid learning rate: -0.1)"),
+    (["model.discriminator_optimizer.betas=[0.5,1.0]"], "Invalid beta parameter at index 1"),
+    (["model.generator_optimizer.betas=[0.5]"], "model.generator_optimizer='Adam(lr=0.0002, b"),
+    (["callbacks.fidelity.num_samples=1"], "callbacks.fidelity.num_samples=1 is invalid: exp"),
+    (["callbacks.fidelity.num_real=1"], "callbacks.fidelity.num_real=1 is invalid: expected"),
     (["+metrics.inception_weight=w.pth"], "(did you mean 'inception_weights'?)"),
     (["seed=-3"], "seed=-3 is invalid: expected an integer >= 0 and <= 4294967295"),
-    (["trainer.devices=0"], "trainer.devices=0 is invalid: expected an integer >= 1, -1 or"),
-    (["trainer.precision=8"], "trainer.precision=8 is invalid: expected one of 64, 32, 16"),
-    (["trainer.accelerator=quantum"], "trainer.accelerator='quantum' is invalid: expected one"),
+    (["trainer.devices=0"], "trainer: `Trainer(devices=0)` value is not a valid input"),
+    (["trainer.precision=8"], "trainer.precision=8 is invalid: expected one of"),
+    (["trainer.accelerator=quantum"], "trainer: You selected an invalid accelerator name"),
     (["data.batch_size=0"], "data.batch_size=0 is invalid: expected an integer >= 1"),
+    (["model=wgan_gp", "data.batch_size=2000"], "expected at most 1000 (the dataset's 5000 sam"),
     (["data.num_workers=-1"], "data.num_workers=-1 is invalid: expected an integer >= 0"),
     (["net.discriminator.norm=group"], "net.discriminator.norm='group' is invalid: expected one"),
-    (["callbacks.model_checkpoint.save_top_k=-2"], "save_top_k=-2 is invalid: expected an int"),
-    (["callbacks.fid.every_n_steps=often"], "every_n_steps='often' is invalid: expected an int"),
+    (["callbacks.model_checkpoint.save_top_k=-2"], "Invalid value for save_top_k=-2"),
+    (["callbacks.fidelity.every_n_steps=often"], "every_n_steps='often' is invalid: expected an"),
     (["logger=wandb", "logger.wandb.mode=cloud"], "logger.wandb.mode='cloud' is invalid"),
-    (["nan_guard.skip_nonfinite_steps=maybe"], "skip_nonfinite_steps='maybe' is invalid"),
+    (["nan_guard.skip_nonfinite_steps=maybe"], "skip_nonfinite_steps='maybe' is invalid: expec"),
     (["preemption.exit_code=300"], "preemption.exit_code=300 is invalid: expected an integer"),
-    (["+model.n_critc=3"], "model.n_critc=3 is invalid: expected an argument of the _target_"),
+    (["+model.n_critc=3"], "model.n_critc=3 is invalid: expected an argument of NonSaturating"),
     (["+model.n_critc=3"], "(did you mean 'n_critic'?)"),
-    (["+trainer.max_step=9"], "trainer.max_step=9 is invalid: expected an argument of the"),
+    (["+trainer.max_step=9"], "trainer.max_step=9 is invalid: expected an argument of Trainer"),
+    (["+trainer.max_step=9"], "(did you mean 'max_steps'?)"),
     (["+net.latentdim=8"], "net.latentdim=8 is invalid: expected a known key (did you mean"),
     (["model._target_=gan_zoo.models.Nope"], "model._target_='gan_zoo.models.Nope' is invalid"),
     (["data=image_folder"], "data.root='???' is invalid: expected a value: the key is mandatory"),
@@ -73,41 +68,68 @@ BAD = [
 
 @pytest.mark.parametrize(("overrides", "message"), BAD)
 def test_a_bad_value_is_one_error_naming_key_value_and_range(
-    overrides: list[str], message: str
+    overrides: list[str], message: str, tmp_path: Path
 ) -> None:
-    with pytest.raises(ConfigValueError) as info:
-        validate_config(compose_train(overrides))
+    with pytest.raises(ConfigError) as info:
+        prepare(compose_train(overrides, tmp_path))
     assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_rule_lives_in_the_signature_and_serves_python_users_too() -> None:
+    """One declaration gives the type check, the bound and the wording of the error."""
+
+    @validated
+    def f(steps: PositiveInt, rate: float = 0.5) -> int:
+        return steps
+
+    assert f(3) == 3
+    with pytest.raises(ConfigValueError, match=r"^steps=0 is invalid: expected an integer >= 1$"):
+        f(0)
+    with pytest.raises(ConfigValueError, match=r"^steps=True is invalid"):  # YAML true is no 1
+        f(True)
+    with pytest.raises(ConfigValueError, match=r"rate='x' is invalid: expected a number"):
+        f(1, rate="x")
+    with pytest.raises(ConfigValueError, match=r"stesp=1 is invalid: .*did you mean 'steps'"):
+        f(stesp=1)  # type: ignore[call-arg]
+    assert describe(PositiveInt | None) == "an integer >= 1, or null"
+
+
+def test_third_party_targets_are_checked_by_their_signature() -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    check_arguments(ModelCheckpoint, {"every_n_train_steps": 5, "save_last": True}, "cb")
+    with pytest.raises(ConfigValueError, match=r"cb.every_n_train_step=5 .* 'every_n_train_steps'"):
+        check_arguments(ModelCheckpoint, {"every_n_train_step": 5}, "cb")
+    with pytest.raises(ConfigValueError, match=r"cb.every_n_train_steps='x' is invalid"):
+        check_arguments(ModelCheckpoint, {"every_n_train_steps": "x"}, "cb")
 
 
 def test_train_py_refuses_before_building_anything(tmp_path: Path) -> None:
-    started = time.monotonic()
     args = cli_args(tmp_path, ["+model.n_critc=3"])
     result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=cli_env())
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: model.n_critc=3 is invalid") and "Traceback" not in lines
-    assert "Seed set" not in result.stderr  # refused before seeding, building or training
+    assert "GPU available" not in result.stderr  # refused while building, before any Trainer
     assert not (tmp_path / "checkpoints").exists()
-    assert time.monotonic() - started < 120
 
 
 def test_optimizer_betas_of_the_wrong_length_exit_2_in_one_line(run_cli, tmp_path: Path) -> None:
-    # Adam indexes betas[1]: a single beta used to pass validation and die in an IndexError.
+    # Adam reads betas[1] unchecked: a single beta must not die in an IndexError traceback.
     result = run_cli(
         "train.py", *FAST, "model.generator_optimizer.betas=[0.5]", f"hydra.run.dir={tmp_path}"
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: model.generator_optimizer.betas=[0.5] is invalid: expected two numbers in [0, 1)"
-    )
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: model.generator_optimizer='Adam(lr=0.0002, betas=[0.5])'"), last
     assert "Traceback" not in result.stderr and not (tmp_path / "checkpoints").exists()
 
 
-def test_fidelity_bounds_do_not_reach_other_callbacks() -> None:
+def test_fidelity_bounds_do_not_reach_other_callbacks(tmp_path: Path) -> None:
     # Only FID/IS need 2 samples: a sample grid of one image stays valid.
-    resolved = validate_config(compose_train(["callbacks.sample_grid.num_samples=1"]))
-    assert resolved["callbacks"]["sample_grid"]["num_samples"] == 1
+    run = prepare(compose_train(["callbacks.sample_grid.num_samples=1"], tmp_path))
+    assert run.config["callbacks"]["sample_grid"]["num_samples"] == 1
 
 
 # --- image folders ---------------------------------------------------------------------------
@@ -177,16 +199,16 @@ def test_images_whose_channels_do_not_fit_the_nets_are_refused(tmp_path: Path) -
 # --- W&B ---------------------------------------------------------------------------------------
 
 
-def test_wandb_with_a_key_but_no_network_goes_offline_at_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.timeout(120)  # a hang fails the test; no wall-clock bound is asserted
+def test_wandb_with_a_key_but_a_hanging_network_goes_offline(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
-    started = time.monotonic()
-    logger = wandb_logger(save_dir=str(tmp_path))
-    assert logger._wandb_init["mode"] == "offline"
-    assert time.monotonic() - started < 5
+    # A name lookup that never returns (socket timeouts do not cover DNS).
+    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: time.sleep(3600))
+    with pytest.warns(UserWarning, match="unreachable: logging offline"):
+        assert choose_mode() == "offline"
 
 
 def test_secrets_are_redacted_from_configs() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import pickle
 import zipfile
@@ -11,8 +12,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
-from gan_zoo.callbacks.config_in_checkpoint import CONFIG_KEY
-from gan_zoo.hints import locate
+from gan_zoo.checkpointing.run_config import CONFIG_KEY
 from gan_zoo.models.base import GAN
 
 
@@ -49,6 +49,22 @@ def _refusal_reason(err: Exception) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     named = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
     return (named or lines or [type(err).__name__])[0]
+
+
+def locate(path: Any) -> Any:
+    """The object a dotted ``path`` names (as Hydra's ``_target_``), or None; never calls it."""
+    if not isinstance(path, str) or not path:
+        return None
+    parts = path.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for name in parts[split:]:
+            obj = getattr(obj, name, None)
+        return obj
+    return None
 
 
 # What a checkpoint's config may name as ``_target_``: nets and models (nn.Module) and
