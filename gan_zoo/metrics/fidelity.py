@@ -1,8 +1,13 @@
-"""``FidelityMetrics``: FID and IS from one InceptionV3 pass per image, torchmetrics-style.
+"""``FidelityMetrics``: FID, IS, KID, precision/recall, density/coverage and class coverage from
+one feature-extractor pass per image, torchmetrics-style.
 
-FID: Heusel et al. 2017; IS: Salimans et al. 2016; the network, resize and formulas are
-torch-fidelity's (Obukhov et al. 2020), so values equal ``torch_fidelity.calculate_metrics`` on
-the same images and weights.
+FID: Heusel et al. 2017; IS: Salimans et al. 2016; with InceptionV3 the network, resize and
+formulas are torch-fidelity's (Obukhov et al. 2020), so values equal
+``torch_fidelity.calculate_metrics`` on the same images and weights. KID, precision/recall and
+density/coverage: ``gan_zoo.metrics.feature_sets``; class coverage: ``gan_zoo.metrics.classes``.
+With ``extractor="mnist-cnn"`` every feature metric is computed in the shipped MNIST network's
+feature space instead (``gan_zoo.metrics.mnist_net``); FID is then the Fréchet distance
+``fd_mnist``.
 """
 
 from __future__ import annotations
@@ -16,23 +21,18 @@ import torch
 from torch import Tensor, nn
 
 from gan_zoo.errors import ConfigValueError, check
-from gan_zoo.metrics import distributed
+from gan_zoo.metrics import distributed, feature_sets
+from gan_zoo.metrics.classes import class_metrics
+from gan_zoo.metrics.extractors import EXTRACTORS, FeatureExtractor, load_feature_extractor
 from gan_zoo.metrics.functional import (
     FeatureStatistics,
     frechet_distance,
     inception_score,
     psd_sqrt,
-    to_uint8_rgb,
+    to_uint8,
 )
-from gan_zoo.metrics.inception import (
-    EXTRACTOR_NAME,
-    FID_FEATURES,
-    IS_FEATURES,
-    RESIZE,
-    file_sha256,
-    load_extractor,
-    resolve_weights,
-)
+from gan_zoo.metrics.inception import EXTRACTOR_NAME as INCEPTION
+from gan_zoo.metrics.mnist_net import EXTRACTOR_NAME as MNIST
 
 FID_DIM, IS_CLASSES = 2048, 1008
 # Below this many samples the 2048x2048 covariance is rank-deficient and FID is biased upward.
@@ -40,27 +40,36 @@ UNBIASED_MIN_SAMPLES = 2048
 
 
 class BiasedFIDWarning(UserWarning):
-    """FID computed from fewer than 2048 samples on a side: biased upward, not comparable."""
+    """FID computed from fewer samples on a side than feature dimensions: biased upward."""
 
 
 class FidelityMetrics(nn.Module):
-    """FID between real and generated images, and IS of the generated ones.
+    """Sample-quality metrics between real and generated images, from one network pass each.
 
     ``update(images, real)`` takes ``(N, C, H, W)`` images, uint8 in [0, 255] or float in
-    [-1, 1], 1 or 3 channels, any size; each image goes through InceptionV3 once, feeding both
-    metrics. FID keeps running float64 sums (feature sum, sum of outer products, count), so
-    memory and cost don't grow with N and ranks merge by summing; IS keeps the ``(N, 1008)``
-    logits because its splits need them. ``compute()`` returns ``{"fid", "is_mean", "is_std"}``
-    (the enabled ones). Under DDP every rank calls ``compute()``: it sums the statistics and
-    gathers the logits in rank order.
+    [-1, 1] (quantized to uint8 first, as saved images would be); each image goes through the
+    extractor once, feeding every metric. FID keeps running float64 sums (feature sum, sum of
+    outer products, count), so its memory doesn't grow with N and ranks merge by summing. KID,
+    precision/recall and density/coverage keep the ``(N, D)`` features, IS and the class metrics
+    the ``(N, K)`` logits of the fakes; under DDP they are gathered in rank order (all-gather of
+    each rank's rows, whatever their number), so values equal a 1-process run's. Every rank
+    calls ``compute()``, which returns the enabled ones of ``fid``, ``is_mean``, ``is_std``,
+    ``kid_mean``, ``kid_std``, ``precision``, ``recall``, ``density``, ``coverage``,
+    ``classes_covered``, ``class_kl``, ``mean_confidence``.
 
     Args:
-        fid: compute FID (pool3 features).
-        isc: compute IS (unbiased logits, ``isc_splits`` splits as torch-fidelity).
+        fid: Fréchet distance of the features (FID with InceptionV3, fd_mnist with the MNIST net).
+        isc: Inception Score (InceptionV3's unbiased logits, ``isc_splits`` splits).
         inception_weights: torch-fidelity InceptionV3 weights file; None uses the official file
-            in the torch hub cache, downloading it once (with a timeout).
+            in the torch hub cache, downloading it once (with a timeout). Unused by mnist-cnn.
         isc_splits: IS splits (torch-fidelity's default 10).
-        batch_size: images per InceptionV3 forward inside ``update``.
+        batch_size: images per extractor forward inside ``update``.
+        extractor: ``"inception-v3-compat"`` (torch-fidelity's) or ``"mnist-cnn"`` (gan_zoo's
+            shipped MNIST network: 28 px, 1 channel).
+        kid: KID (Bińkowski et al. 2018), ``kid_subsets`` subsets of ``min(kid_subset_size, N)``.
+        precision_recall: Kynkäänniemi et al. 2019, ``prc_neighborhood`` nearest neighbours.
+        density_coverage: Naeem et al. 2020, ``dc_neighborhood`` nearest neighbours.
+        classes: classes covered, KL(class histogram || uniform), mean confidence (mnist-cnn).
 
     >>> metric = FidelityMetrics(inception_weights="weights.pth")  # doctest: +SKIP
     >>> metric.update(real_images, real=True)  # uint8 or [-1, 1] float  # doctest: +SKIP
@@ -76,91 +85,169 @@ class FidelityMetrics(nn.Module):
         inception_weights: str | os.PathLike[str] | None = None,
         isc_splits: int = 10,
         batch_size: int = 64,
+        *,
+        extractor: str = INCEPTION,
+        kid: bool = False,
+        precision_recall: bool = False,
+        density_coverage: bool = False,
+        classes: bool = False,
+        kid_subsets: int = feature_sets.KID_SUBSETS,
+        kid_subset_size: int = feature_sets.KID_SUBSET_SIZE,
+        prc_neighborhood: int = feature_sets.PRC_NEIGHBORHOOD,
+        dc_neighborhood: int = feature_sets.DC_NEIGHBORHOOD,
     ) -> None:
         super().__init__()
-        check(fid or isc, "fid", fid, "fid=True or isc=True (at least one metric)")
-        check(isinstance(isc_splits, int) and isc_splits >= 1, "isc_splits", isc_splits, "int >= 1")
-        check(isinstance(batch_size, int) and batch_size >= 1, "batch_size", batch_size, "int >= 1")
-        self.fid, self.isc = bool(fid), bool(isc)
+        wanted = (fid, isc, kid, precision_recall, density_coverage, classes)
+        check(any(wanted), "fid", fid, "True, or another metric on (at least one metric)")
+        check(extractor in EXTRACTORS, "extractor", extractor, f"one of {', '.join(EXTRACTORS)}")
+        check(not isc or extractor == INCEPTION, "isc", isc, f"False with extractor={extractor}")
+        check(not classes or extractor == MNIST, "classes", classes, f"False with {extractor}")
+        for key, value in dict(
+            isc_splits=isc_splits,
+            batch_size=batch_size,
+            kid_subsets=kid_subsets,
+            kid_subset_size=kid_subset_size,
+            prc_neighborhood=prc_neighborhood,
+            dc_neighborhood=dc_neighborhood,
+        ).items():
+            check(isinstance(value, int) and value >= 1, key, value, "int >= 1")
+        self.fid, self.isc, self.kid, self.classes = bool(fid), bool(isc), bool(kid), bool(classes)
+        self.precision_recall = bool(precision_recall)
+        self.density_coverage = bool(density_coverage)
         self.isc_splits, self.batch_size = isc_splits, batch_size
-        self.weights_path: Path = resolve_weights(inception_weights)
-        self.weights_sha256 = file_sha256(self.weights_path)
-        wanted = [FID_FEATURES] * self.fid + [IS_FEATURES] * self.isc
-        self.extractor = load_extractor(self.weights_path, wanted)
+        self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
+        self.prc_neighborhood, self.dc_neighborhood = prc_neighborhood, dc_neighborhood
+        self.extractor: FeatureExtractor = load_feature_extractor(
+            extractor, inception_weights, logits=self.isc or self.classes
+        )
+        self.weights_path: Path = self.extractor.weights_path
+        self.weights_sha256 = self.extractor.weights_sha256
         self._reference: FeatureStatistics | None = None
+        self._reference_features: Tensor | None = None
         self._reference_sqrt: Any = None  # sqrt of the reference covariance, computed once
         self.reset()
+
+    @property
+    def keeps_features(self) -> bool:
+        """Whether a metric needs the feature vectors themselves, not only their statistics."""
+        return self.kid or self.precision_recall or self.density_coverage
+
+    @property
+    def needs_real(self) -> bool:
+        """Whether any enabled metric compares with real images (all but IS and classes)."""
+        return self.fid or self.keeps_features
 
     # ------------------------------------------------------------------ torchmetrics API
     def reset(self) -> None:
         """Forget every image seen; a reference set with ``set_real_statistics`` stays."""
-        self._real = FeatureStatistics.empty(FID_DIM)
-        self._fake = FeatureStatistics.empty(FID_DIM)
+        dim = self.extractor.feature_dim
+        self._real, self._fake = FeatureStatistics.empty(dim), FeatureStatistics.empty(dim)
+        self._real_rows: list[Tensor] = []
+        self._fake_rows: list[Tensor] = []
         self._logits: list[Tensor] = []
 
     @torch.no_grad()
     def update(self, images: Tensor, real: bool) -> None:
         """Add ``(N, C, H, W)`` images to the real or the generated set."""
-        pixels = to_uint8_rgb(images)
-        if real and not self.fid:
-            raise ConfigValueError("real", real, "False: real images only serve FID (fid=False)")
+        pixels = to_uint8(images)
+        if real and not self.needs_real:
+            raise ConfigValueError(
+                "real",
+                real,
+                "False: real images only serve FID, KID, precision/recall and "
+                "density/coverage (all off)",
+            )
         if real and self._reference is not None:
             raise ConfigValueError("real", real, "False: a real reference is already set")
         for start in range(0, pixels.shape[0], self.batch_size):
             batch = pixels[start : start + self.batch_size].to(self.device)
-            outputs = dict(zip(self.extractor.features_list, self.extractor(batch)))
-            if self.fid:
-                (self._real if real else self._fake).add(outputs[FID_FEATURES])
-            if self.isc and not real:
-                self._logits.append(outputs[IS_FEATURES].cpu())
+            features, logits = self.extractor(batch)  # (B, D), (B, K) or None
+            if self.needs_real:  # the reference cache always holds the statistics
+                (self._real if real else self._fake).add(features)
+            if self.keeps_features:
+                (self._real_rows if real else self._fake_rows).append(features.float().cpu())
+            if logits is not None and not real:
+                self._logits.append(logits.float().cpu())
 
     def compute(self) -> dict[str, float]:
-        """FID and/or IS over every rank's images (a collective under DDP)."""
+        """The enabled metrics over every rank's images (a collective under DDP)."""
         results: dict[str, float] = {}
         if self.fid:
-            real, fake = self.real_statistics(), self._synced(self._fake)
-            results["fid"] = self._fid(real, fake)
-        if self.isc:
-            local = torch.cat(self._logits) if self._logits else torch.zeros(0, IS_CLASSES)
-            logits = distributed.all_cat(local)  # (N, 1008), rank order
+            results["fid"] = self._fid(self.real_statistics(), self._synced(self._fake))
+        if self.keeps_features:
+            results.update(self._feature_set_metrics())
+        if self.isc or self.classes:
+            k = self.extractor.num_classes  # a rank without fakes still sends (0, K)
+            local = torch.cat(self._logits) if self._logits else torch.zeros(0, k)
+            logits = distributed.all_cat(local)  # (N, K), rank order
             if logits.shape[0] < 2:
-                raise ValueError(f"IS needs at least 2 generated images, got {logits.shape[0]}")
-            results["is_mean"], results["is_std"] = inception_score(logits, self.isc_splits)
+                raise ValueError(
+                    f"IS and class metrics need at least 2 generated images, got {logits.shape[0]}"
+                )
+            if self.isc:
+                results["is_mean"], results["is_std"] = inception_score(logits, self.isc_splits)
+            if self.classes:
+                results.update(class_metrics(logits))
         return results
 
-    # ------------------------------------------------------------------ reference statistics
+    # ------------------------------------------------------------------ reference
     def real_statistics(self) -> FeatureStatistics:
         """The real set's statistics: the reference if set, else every rank's real images."""
         return self._reference if self._reference is not None else self._synced(self._real)
 
-    def set_real_statistics(self, stats: FeatureStatistics | None) -> None:
-        """Use ``stats`` (e.g. loaded from a cache) as the real set; None goes back to images.
+    def real_features(self) -> Tensor:
+        """The real set's features ``(N, D)``: the reference's if set, else every rank's rows in
+        rank order (a collective under DDP)."""
+        if self._reference is not None:
+            if self._reference_features is None:
+                raise ValueError(
+                    "the real reference has no features, which KID, precision/"
+                    "recall and density/coverage need"
+                )
+            return self._reference_features
+        return distributed.all_cat(self._local_rows(self._real_rows))
 
-        Under DDP set the same statistics on every rank: they are not summed across ranks.
+    def set_real_statistics(
+        self, stats: FeatureStatistics | None, features: Tensor | None = None
+    ) -> None:
+        """Use ``stats`` (and the ``(N, D)`` ``features``, if the metric keeps features) as the
+        real set, e.g. loaded from a cache; None goes back to real images.
+
+        Under DDP set the same reference on every rank: it is neither summed nor gathered.
         """
-        if stats is not None and self._real.count:
+        if stats is not None and (self._real.count or self._real_rows):
             raise ConfigValueError("stats", "a reference", "none while real images are added")
         self._reference, self._reference_sqrt = stats, None
+        self._reference_features = None if stats is None or features is None else features.cpu()
 
     @property
     def device(self) -> torch.device:
-        return self.extractor.fc.weight.device
+        return self.extractor.device
 
     def extractor_id(self) -> str:
         """Names the network and its weights: part of every protocol and cache key."""
-        return f"{EXTRACTOR_NAME}:sha256={self.weights_sha256[:16]}"
+        return f"{self.extractor.name}:sha256={self.weights_sha256[:16]}"
 
     def protocol(self) -> dict[str, Any]:
         """How the numbers are made, for logs and JSON output."""
-        return {
-            "extractor": f"torch-fidelity {EXTRACTOR_NAME} (FID: pool3 {FID_FEATURES}-d, "
-            "IS: logits without bias)",
-            "weights": f"{self.weights_path.name} sha256:{self.weights_sha256[:16]}",
-            "resize": f"{RESIZE} (torch-fidelity TF1 bilinear, no antialias), from uint8",
-            "is_splits": self.isc_splits if self.isc else None,
-        }
+        out = {**self.extractor.describe(), "is_splits": self.isc_splits if self.isc else None}
+        if self.kid:
+            out["kid"] = (
+                f"{self.kid_subsets} subsets of min({self.kid_subset_size}, N), cubic "
+                "polynomial kernel, unbiased MMD^2 (torch-fidelity)"
+            )
+        if self.precision_recall:
+            out["precision_recall"] = f"k={self.prc_neighborhood} (torch-fidelity)"
+        if self.density_coverage:
+            out["density_coverage"] = f"k={self.dc_neighborhood} (prdc)"
+        if self.classes:
+            out["classes"] = "argmax class; covered = at least one sample; KL to uniform, nats"
+        return out
 
     # ------------------------------------------------------------------ internals
+    def _local_rows(self, rows: list[Tensor]) -> Tensor:
+        return torch.cat(rows) if rows else torch.zeros(0, self.extractor.feature_dim)
+
     def _synced(self, stats: FeatureStatistics) -> FeatureStatistics:
         count = distributed.all_sum(torch.tensor([float(stats.count)], dtype=torch.float64))
         return FeatureStatistics(
@@ -169,16 +256,34 @@ class FidelityMetrics(nn.Module):
             int(count.item()),
         )
 
+    def _feature_set_metrics(self) -> dict[str, float]:
+        real = self.real_features()
+        fake = distributed.all_cat(self._local_rows(self._fake_rows))  # (M, D), rank order
+        out: dict[str, float] = {}
+        if self.kid:
+            out["kid_mean"], out["kid_std"] = feature_sets.kid(
+                real, fake, self.kid_subsets, self.kid_subset_size
+            )
+        if self.precision_recall:
+            pr = feature_sets.precision_recall(real, fake, self.prc_neighborhood)
+            out["precision"], out["recall"] = pr
+        if self.density_coverage:
+            dc = feature_sets.density_coverage(real, fake, self.dc_neighborhood)
+            out["density"], out["coverage"] = dc
+        return out
+
     def _fid(self, real: FeatureStatistics, fake: FeatureStatistics) -> float:
         if real.count < 2 or fake.count < 2:
             raise ValueError(
                 f"FID needs at least 2 real and 2 generated images, got {real.count} real and "
                 f"{fake.count} generated"
             )
-        if min(real.count, fake.count) < UNBIASED_MIN_SAMPLES:
+        # Fewer samples than dimensions leave the covariance rank-deficient: biased upward.
+        unbiased = min(UNBIASED_MIN_SAMPLES, self.extractor.feature_dim)
+        if min(real.count, fake.count) < unbiased:
             warnings.warn(
                 f"FID from {real.count} real and {fake.count} generated images is biased upward"
-                f" (fewer than {UNBIASED_MIN_SAMPLES}); compare only with the same counts",
+                f" (fewer than {unbiased}); compare only with the same counts",
                 BiasedFIDWarning,
                 stacklevel=3,
             )

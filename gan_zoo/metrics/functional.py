@@ -24,16 +24,15 @@ from gan_zoo.errors import ConfigValueError
 RANGE_TOLERANCE = 1e-3
 
 
-def to_uint8_rgb(images: Tensor) -> Tensor:
-    """Images ``(N, C, H, W)`` as uint8 RGB ``(N, 3, H, W)``, the input torch-fidelity expects.
+def to_uint8(images: Tensor) -> Tensor:
+    """Images ``(N, C, H, W)``, 1 or 3 channels, as uint8 ``(N, C, H, W)`` in [0, 255].
 
     uint8 passes through. Float must lie in ``[-1, 1]`` (within ``RANGE_TOLERANCE``) and maps to
-    ``round((x + 1) * 127.5)`` clamped to ``[0, 255]``, never wrapping around. One channel is
-    repeated to three.
+    ``round((x + 1) * 127.5)`` clamped to ``[0, 255]``, never wrapping around.
 
     >>> gray = torch.tensor([-1.0005, -0.001, 0.5, 1.0005]).view(1, 1, 1, 4)  # (N, C, H, W)
-    >>> to_uint8_rgb(gray)[0, :, 0].tolist()  # one channel repeated to three
-    [[0, 127, 191, 255], [0, 127, 191, 255], [0, 127, 191, 255]]
+    >>> to_uint8(gray)[0, 0, 0].tolist()
+    [0, 127, 191, 255]
     """
     if not isinstance(images, Tensor) or images.ndim != 4:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
@@ -41,19 +40,30 @@ def to_uint8_rgb(images: Tensor) -> Tensor:
     if images.shape[1] not in (1, 3):
         raise ConfigValueError("images", tuple(images.shape), "1 or 3 channels, (N, C, H, W)")
     if images.dtype == torch.uint8:
-        pixels = images
-    elif images.is_floating_point():
-        if images.numel():
-            low, high = images.min().item(), images.max().item()
-            if not (low >= -1 - RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE):
-                raise ConfigValueError(
-                    "images",
-                    f"float values in [{low:.4g}, {high:.4g}]",
-                    "floats in [-1, 1] or uint8 in [0, 255] (NaN is not an image)",
-                )
-        pixels = ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    else:
+        return images
+    if not images.is_floating_point():
         raise ConfigValueError("images", str(images.dtype), "uint8 in [0, 255] or float in [-1, 1]")
+    if images.numel():
+        low, high = images.min().item(), images.max().item()
+        if not (low >= -1 - RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE):
+            raise ConfigValueError(
+                "images",
+                f"float values in [{low:.4g}, {high:.4g}]",
+                "floats in [-1, 1] or uint8 in [0, 255] (NaN is not an image)",
+            )
+    return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def to_uint8_rgb(images: Tensor) -> Tensor:
+    """Images ``(N, C, H, W)`` as uint8 RGB ``(N, 3, H, W)``, the input torch-fidelity expects.
+
+    :func:`to_uint8`, then one channel repeated to three.
+
+    >>> gray = torch.tensor([-1.0005, -0.001, 0.5, 1.0005]).view(1, 1, 1, 4)  # (N, C, H, W)
+    >>> to_uint8_rgb(gray)[0, :, 0].tolist()  # one channel repeated to three
+    [[0, 127, 191, 255], [0, 127, 191, 255], [0, 127, 191, 255]]
+    """
+    pixels = to_uint8(images)
     return pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels
 
 

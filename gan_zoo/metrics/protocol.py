@@ -19,6 +19,8 @@ from torch import Tensor
 
 from gan_zoo.metrics import distributed
 from gan_zoo.metrics.fidelity import FidelityMetrics
+from gan_zoo.metrics.inception import EXTRACTOR_NAME as INCEPTION
+from gan_zoo.metrics.mnist_net import EXTRACTOR_NAME as MNIST
 from gan_zoo.metrics.reference import SPLIT, Reference
 
 NOISE_CHUNK = 1024
@@ -94,15 +96,63 @@ def count_label(n: int) -> str:
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
 
 
+# compute() key -> name stem with InceptionV3, and with another network (FID computed on other
+# features is a Fréchet distance, "fd"; KID a kernel distance, "kd").
+_STEMS: dict[str, tuple[str, str]] = {
+    "fid": ("fid", "fd"),
+    "kid_mean": ("kid", "kd"),
+    "kid_std": ("kid", "kd"),
+    "precision": ("precision", "precision"),
+    "recall": ("recall", "recall"),
+    "density": ("density", "density"),
+    "coverage": ("coverage", "coverage"),
+    "is_mean": ("is", "is"),
+    "is_std": ("is", "is"),
+    "classes_covered": ("classes", "classes"),
+    "class_kl": ("class_kl", "class_kl"),
+    "mean_confidence": ("confidence", "confidence"),
+}
+# The metrics that compare the fakes with the real reference: their names state split and N.
+AGAINST_REAL = frozenset(
+    {"fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"}
+)
+# The network, as it appears in names: nothing for InceptionV3 (the literature's default).
+EXTRACTOR_TAGS = {INCEPTION: "", MNIST: "_mnist"}
+
+
+def metric_name(key: str, num_fakes: int, num_real: int, extractor: str = INCEPTION) -> str:
+    """The protocol-stating name of ``FidelityMetrics.compute()``'s value ``key``.
+
+    Stem, network, fakes, and for metrics against the reals the split and (when it differs
+    from the fakes') the real count, then ``_std`` for a standard deviation.
+
+    >>> metric_name("fid", 10000, 5000), metric_name("kid_std", 2000, 2000)
+    ('fid_10k_train_5k', 'kid_2k_train_std')
+    >>> metric_name("fid", 2000, 2000, "mnist-cnn"), metric_name("class_kl", 2000, 0, "mnist-cnn")
+    ('fd_mnist_2k_train', 'class_kl_mnist_2k')
+    """
+    stem = _STEMS[key][extractor != INCEPTION] + EXTRACTOR_TAGS[extractor]
+    name = f"{stem}_{count_label(num_fakes)}"
+    if key in AGAINST_REAL:
+        name += f"_{SPLIT}" + ("" if num_real == num_fakes else f"_{count_label(num_real)}")
+    return name + ("_std" if key.endswith("_std") else "")
+
+
+def metric_names(
+    values: dict[str, float], num_fakes: int, num_real: int, extractor: str = INCEPTION
+) -> dict[str, float]:
+    """``compute()``'s values under their protocol-stating names (see :func:`metric_name`)."""
+    return {metric_name(k, num_fakes, num_real, extractor): v for k, v in values.items()}
+
+
 def fid_name(num_fakes: int, num_real: int) -> str:
     """``fid_10k_train`` (10k fakes vs 10k training images) or ``fid_10k_train_5k``."""
-    name = f"fid_{count_label(num_fakes)}_{SPLIT}"
-    return name if num_real == num_fakes else f"{name}_{count_label(num_real)}"
+    return metric_name("fid", num_fakes, num_real)
 
 
 def is_name(num_fakes: int) -> str:
     """``is_10k``: Inception Score of 10k fakes."""
-    return f"is_{count_label(num_fakes)}"
+    return metric_name("is_mean", num_fakes, num_fakes)
 
 
 def sampled_from(model: Any) -> str:
@@ -129,11 +179,12 @@ _REAL_KEYS = ("real_split", "real_n", "real_cache_key")
 
 
 def for_names(proto: dict[str, Any], names: dict[str, float]) -> dict[str, dict[str, Any]]:
-    """The protocol of each logged metric name: FID's without IS splits, IS's without reals."""
-    fid = {k: v for k, v in proto.items() if k != "is_splits"}
-    isc = {k: v for k, v in proto.items() if k not in _REAL_KEYS}
+    """The protocol of each logged metric name: those against the reals (their name states the
+    split) without IS splits, the others (IS, class metrics) without the reals."""
+    against_real = {k: v for k, v in proto.items() if k != "is_splits"}
+    fakes_only = {k: v for k, v in proto.items() if k not in _REAL_KEYS}
     return {
-        name: fid if name.startswith("val/fid") else isc
+        name: against_real if f"_{SPLIT}" in name else fakes_only
         for name in names
         if not name.endswith("_std")
     }

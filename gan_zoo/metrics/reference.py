@@ -1,10 +1,13 @@
-"""The real side of FID: training images' statistics, computed once and cached on disk.
+"""The real side of the metrics: training images' statistics (and features), computed once and
+cached on disk.
 
 The reference for ``n`` real images is the first ``n`` of the same fixed permutation that
 ``GANDataModule.real_samples`` uses, from the training split. Its statistics are cached under
 ``<cache_dir>/fid_stats/<hash>.pt``, keyed by (dataset, split, n, extractor and weights, resize);
 the file stores the full key and is checked against it, so a corrupt or mismatched file is
-recomputed, never trusted. Writes are atomic (temporary file, then rename).
+recomputed, never trusted. When the metric keeps features (KID, precision/recall,
+density/coverage) the file also holds the ``(n, D)`` features, and a file without them is a miss.
+Writes are atomic (temporary file, then rename).
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch import Tensor
+from torch.utils.data import Dataset
 
 from gan_zoo.data.base import REAL_SAMPLES_SEED
 from gan_zoo.errors import check
 from gan_zoo.metrics import distributed
-from gan_zoo.metrics.fidelity import FID_DIM, FidelityMetrics
+from gan_zoo.metrics.fidelity import FidelityMetrics
 from gan_zoo.metrics.functional import FeatureStatistics
 from gan_zoo.metrics.inception import RESIZE
 
@@ -102,11 +106,11 @@ def dataset_identity(datamodule: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}{settings} size={size} content={content}"
 
 
-def reference_key(datamodule: Any, num_real: int, extractor_id: str) -> str:
+def reference_key(datamodule: Any, num_real: int, extractor_id: str, resize: str = RESIZE) -> str:
     """The cache key: (dataset, split, N, extractor with its weights, resize)."""
     return (
         f"data={dataset_identity(datamodule)} split={SPLIT} n={num_real} "
-        f"extractor={extractor_id} resize={RESIZE}"
+        f"extractor={extractor_id} resize={resize}"
     )
 
 
@@ -115,8 +119,12 @@ def reference_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
     return Path(cache_dir).expanduser() / "fid_stats" / f"{digest}.pt"
 
 
-def load_reference(path: Path, key: str, num_real: int) -> FeatureStatistics | None:
-    """The cached statistics at ``path`` if they are intact and made for ``key``, else None."""
+def load_reference(
+    path: Path, key: str, num_real: int, dim: int = 2048, features: bool = False
+) -> tuple[FeatureStatistics, Tensor | None] | None:
+    """The cached ``(statistics, features or None)`` at ``path`` if they are intact, made for
+    ``key`` and hold the ``(num_real, dim)`` features when ``features`` is asked for; else None.
+    """
     if not path.is_file():
         return None
     try:
@@ -124,7 +132,9 @@ def load_reference(path: Path, key: str, num_real: int) -> FeatureStatistics | N
     except Exception as err:  # any unreadable file is a miss, whatever the failure
         log.warning("FID cache %s is unreadable (%s): recomputing", path, type(err).__name__)
         return None
-    expected = {"feature_sum": (FID_DIM,), "outer_sum": (FID_DIM, FID_DIM)}
+    expected = {"feature_sum": (dim,), "outer_sum": (dim, dim)}
+    if features:
+        expected["features"] = (num_real, dim)
     valid = (
         isinstance(data, dict)
         and data.get("format") == CACHE_FORMAT
@@ -133,27 +143,34 @@ def load_reference(path: Path, key: str, num_real: int) -> FeatureStatistics | N
         and all(
             isinstance(data.get(name), torch.Tensor)
             and tuple(data[name].shape) == shape
-            and data[name].dtype == torch.float64
+            and data[name].dtype == (torch.float32 if name == "features" else torch.float64)
             and bool(data[name].isfinite().all())
             for name, shape in expected.items()
         )
     )
     if not valid:
-        log.warning("FID cache %s does not match key %r: recomputing", path, key)
+        log.warning(
+            "FID cache %s does not match key %r (or lacks features): recomputing", path, key
+        )
         return None
-    return FeatureStatistics(data["feature_sum"], data["outer_sum"], num_real)
+    stats = FeatureStatistics(data["feature_sum"], data["outer_sum"], num_real)
+    return stats, data["features"] if features else None
 
 
-def save_reference(path: Path, key: str, stats: FeatureStatistics) -> None:
+def save_reference(
+    path: Path, key: str, stats: FeatureStatistics, features: Tensor | None = None
+) -> None:
     """Write atomically: readers see the old file or the complete new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+    payload: dict[str, Any] = {
         "format": CACHE_FORMAT,
         "key": key,
         "count": stats.count,
         "feature_sum": stats.feature_sum.cpu(),
         "outer_sum": stats.outer_sum.cpu(),
     }
+    if features is not None:
+        payload["features"] = features.float().cpu()  # (N, D)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -170,9 +187,11 @@ def add_real_images(
     """Rank-local: feed this rank's contiguous share of ``indices`` to ``metric``, in order."""
     share = distributed.shard(len(indices), *distributed.rank_and_world())
     mine = indices[share.start : share.stop].tolist()
-    loader = DataLoader(Subset(dataset, mine), batch_size=batch_size, shuffle=False)
-    for images in loader:  # (B, C, H, W) float in [-1, 1]
-        metric.update(images, real=True)
+    # Images one by one, stacked here: no DataLoader collation to depend on (a dataset's batched
+    # __getitems__ hands default_collate a tensor it cannot stack).
+    for start in range(0, len(mine), batch_size):
+        rows = mine[start : start + batch_size]
+        metric.update(torch.stack([dataset[i] for i in rows]), real=True)  # (B, C, H, W)
 
 
 def prepare_reference(
@@ -191,13 +210,15 @@ def prepare_reference(
     def identify() -> str:
         size = len(cast(Sized, train_set(datamodule)))
         check(1 < num_real <= size, "num_real", num_real, f"an integer in [2, {size}] (train set)")
-        return reference_key(datamodule, num_real, metric.extractor_id())
+        return reference_key(datamodule, num_real, metric.extractor_id(), metric.extractor.resize)
 
     key = distributed.run_everywhere(identify)  # a data module can fail to set up on one rank
     path = reference_path(cache_dir, key)
-    cached = load_reference(path, key, num_real)
+    dim, keeps = metric.extractor.feature_dim, metric.keeps_features
+    cached = load_reference(path, key, num_real, dim, keeps)
     if distributed.all_agree(cached is not None):
-        metric.set_real_statistics(cached)
+        assert cached is not None
+        metric.set_real_statistics(*cached)
         log.info("FID reference: reusing %s (cache key: %s)", path, key)
         return Reference(key, path, "cache")
     metric.set_real_statistics(None)
@@ -206,11 +227,12 @@ def prepare_reference(
     indices = real_indices(len(cast(Sized, dataset)), num_real)
     distributed.run_everywhere(lambda: add_real_images(metric, dataset, indices, batch_size))
     stats = metric.real_statistics()
+    features = metric.real_features() if keeps else None  # gathered in rank order
     metric.reset()
-    metric.set_real_statistics(stats)
+    metric.set_real_statistics(stats, features)
     if distributed.rank_and_world()[0] == 0:
         try:
-            save_reference(path, key, stats)
+            save_reference(path, key, stats, features)
             log.info(
                 "FID reference: computed from %d images, cached at %s (cache key: %s)",
                 num_real,
