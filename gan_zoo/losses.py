@@ -89,6 +89,22 @@ def hinge_discriminator_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor
     return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
 
 
+def auxiliary_classifier_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """The class term of AC-GAN, Odena et al. 2017, Eq. 2-3: ``-L_C = -E[log P(C = c | X)]``.
+
+    Both D and G maximize ``L_C`` (on real and fake samples for D, on fakes for G), so both
+    minimize this cross-entropy of the auxiliary classifier's logits against the labels.
+
+    Args:
+        logits: ``(B, K)`` class logits of D's auxiliary head.
+        labels: ``(B,)`` classes, real ones for data and the conditioning ones for fakes.
+
+    >>> auxiliary_classifier_loss(torch.zeros(2, 4), torch.tensor([0, 3]))  # uniform: log 4
+    tensor(1.3863)
+    """
+    return F.cross_entropy(logits.float(), labels)
+
+
 # --------------------------------------------------------------------------------- f-GAN
 # Nowozin et al. 2016, "f-GAN: Training Generative Neural Samplers using Variational Divergence
 # Minimization", Table 2. The critic outputs an unconstrained V(x); the output activation g_f maps

@@ -29,10 +29,10 @@ class ReplayBuffer:
         replay_ratio: fraction of each fake batch drawn from the pool, in ``[0, 1]``.
 
     >>> buf = ReplayBuffer(replay_size=4, replay_ratio=0.5)
-    >>> mixed, n_old = buf.mix(torch.zeros(2, 3))  # the first call only fills the pool
+    >>> mixed, _, n_old = buf.mix(torch.zeros(2, 3))  # the first call only fills the pool
     >>> mixed.shape, n_old, len(buf)
     (torch.Size([2, 3]), 0, 2)
-    >>> buf.mix(torch.ones(2, 3))[1]  # then round(0.5 * 2) = 1 row comes from the pool
+    >>> buf.mix(torch.ones(2, 3))[2]  # then round(0.5 * 2) = 1 row comes from the pool
     1
     """
 
@@ -40,31 +40,38 @@ class ReplayBuffer:
     def __init__(self, replay_size: PositiveInt, replay_ratio: Fraction = 0.5) -> None:
         self.size, self.ratio = replay_size, float(replay_ratio)
         self.samples: Tensor | None = None  # (size, *S), on the device of the fakes
+        self.labels: Tensor | None = None  # (size,) class labels of a conditional GAN's fakes
         self.count = 0
 
     def __len__(self) -> int:
         return self.count
 
     @torch.no_grad()
-    def mix(self, fake: Tensor) -> tuple[Tensor, int]:
-        """Mix the ``(B, *S)`` current fakes with pooled ones; return ``(mixed, n_old)``.
+    def mix(self, fake: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor | None, int]:
+        """Mix the ``(B, *S)`` current fakes with pooled ones; return
+        ``(mixed, mixed_labels, n_old)``.
 
         ``mixed`` is ``(B, *S)``: its first ``n_old = min(round(ratio * B), len(self))`` rows
         come from the pool, the remaining ``B - n_old`` are ``fake[n_old:]``, the current
-        generator's. Then the current ``fake`` batch is written into the pool (appended while it
-        fills up, afterwards over random entries).
+        generator's. A conditional GAN's ``(B,)`` class ``labels`` travel with their fakes (None
+        for an unconditional one). Then the current batch is written into the pool (appended
+        while it fills up, afterwards over random entries).
         """
         fake = fake.detach()
         self._follow(fake)
         batch = fake.shape[0]
         n_old = min(round(self.ratio * batch), self.count)
-        mixed = fake
+        mixed, mixed_labels = fake, labels
         if n_old > 0:
             assert self.samples is not None
-            old = self.samples[torch.randint(self.count, (n_old,), device=fake.device)]
-            mixed = torch.cat([old, fake[n_old:]])
-        self._store(fake)
-        return mixed, n_old
+            picked = torch.randint(self.count, (n_old,), device=fake.device)
+            mixed = torch.cat([self.samples[picked], fake[n_old:]])
+            if labels is not None and self.labels is not None:
+                mixed_labels = torch.cat(
+                    [self.labels[picked.to(self.labels.device)], labels[n_old:]]
+                )
+        self._store(fake, labels)
+        return mixed, mixed_labels, n_old
 
     def _follow(self, fake: Tensor) -> None:
         """Move the pool to ``fake``'s device and dtype if it is elsewhere (e.g. just restored)."""
@@ -72,20 +79,28 @@ class ReplayBuffer:
         if samples is not None and (samples.device != fake.device or samples.dtype != fake.dtype):
             self.samples = samples.to(device=fake.device, dtype=fake.dtype)
 
-    def _store(self, fake: Tensor) -> None:
+    def _store(self, fake: Tensor, labels: Tensor | None) -> None:
         if self.samples is None:
             self.samples = fake.new_empty((self.size, *fake.shape[1:]))
+        if labels is not None and self.labels is None:
+            self.labels = labels.new_zeros((self.size,))
         free = min(self.size - self.count, fake.shape[0])
         self.samples[self.count : self.count + free] = fake[:free]
+        if labels is not None and self.labels is not None:
+            self.labels[self.count : self.count + free] = labels[:free]
         self.count += free
         rest = fake[free:]
         if len(rest):
             slots = torch.randperm(self.size, device=fake.device)[: len(rest)]
             self.samples[slots] = rest[: len(slots)]
+            if labels is not None and self.labels is not None:
+                self.labels[slots.to(self.labels.device)] = labels[free:][: len(slots)]
 
     def state_dict(self) -> dict[str, Any]:
         samples = None if self.samples is None else self.samples[: self.count].cpu()
-        return {"size": self.size, "ratio": self.ratio, "count": self.count, "samples": samples}
+        labels = None if self.labels is None else self.labels[: self.count].cpu()
+        state = {"size": self.size, "ratio": self.ratio, "count": self.count, "samples": samples}
+        return state | ({"labels": labels} if labels is not None else {})
 
     def state_dict_of_every_rank(self) -> list[dict[str, Any]]:
         """:meth:`state_dict` of every rank, in rank order: under DDP each rank pools its own
@@ -118,3 +133,8 @@ class ReplayBuffer:
         self.count = int(samples.shape[0])
         self.samples = samples.new_empty((self.size, *samples.shape[1:])).to(device)
         self.samples[: self.count] = samples.to(device)
+        labels = state.get("labels")
+        self.labels = None
+        if labels is not None:
+            self.labels = labels.new_zeros((self.size,)).to(device)
+            self.labels[: self.count] = labels[: self.size].to(device)

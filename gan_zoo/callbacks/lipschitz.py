@@ -17,8 +17,6 @@ Eq. 2). Weight clipping, the gradient penalty (Gulrajani et al. 2017) and spectr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import lightning.pytorch as pl
@@ -28,46 +26,8 @@ from torch import Tensor, nn
 
 from gan_zoo.compat import ConvTransposeNd
 from gan_zoo.operator_norms import WEIGHTED, operator_norms, recorded_input_shapes
+from gan_zoo.penalties import eval_mode, input_gradient_norms, interpolate, pack_of
 from gan_zoo.validation import NonNegativeInt, PositiveInt, validated
-
-
-@contextmanager
-def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """Run ``module`` in eval mode and restore each submodule's own mode afterwards.
-
-    Measuring in eval mode changes nothing in training: BatchNorm keeps its running statistics
-    (and SyncBatchNorm issues no all-reduce), spectral norm takes no extra power iteration.
-    """
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        yield module
-    finally:
-        for m, training in modes:
-            m.train(training)
-
-
-def input_gradient_norms(discriminator: nn.Module, x: Tensor) -> Tensor:
-    """``||grad_x D(x)||_2`` per sample: ``(B, *S)`` points to ``(B,)`` norms.
-
-    Only the input gets a gradient (``torch.autograd.grad`` with ``inputs=x``), so no parameter
-    ``.grad`` is touched and DDP's gradient hooks never fire.
-    """
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        (grads,) = torch.autograd.grad(discriminator(x).sum(), x)
-    return grads.flatten(start_dim=1).norm(2, dim=1)
-
-
-def interpolate(real: Tensor, fake: Tensor, epsilon: Tensor | None = None) -> Tensor:
-    """``eps * real + (1 - eps) * fake`` with one ``eps ~ U[0, 1]`` per sample (Gulrajani, Eq. 3).
-
-    ``real`` and ``fake`` are ``(B, *S)``; so is the result.
-    """
-    if epsilon is None:
-        epsilon = torch.rand(real.shape[0], device=real.device, dtype=real.dtype)
-    eps = epsilon.reshape(-1, *([1] * (real.dim() - 1)))  # (B, 1, ..., 1)
-    return eps * real + (1 - eps) * fake
 
 
 def weight_matrices(module: nn.Module) -> dict[str, Tensor]:
@@ -150,7 +110,9 @@ def critic_report(
         norms = {
             "real": real_norms,
             "fake": input_gradient_norms(discriminator, fake),
-            "interpolated": input_gradient_norms(discriminator, interpolate(real, fake)),
+            "interpolated": input_gradient_norms(
+                discriminator, interpolate(real, fake, pack=pack_of(discriminator))
+            ),
         }
         sigmas = operator_norms(discriminator, shapes, norm_iterations)
         reshaped = reshaped_spectral_norms(discriminator)

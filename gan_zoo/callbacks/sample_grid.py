@@ -20,9 +20,10 @@ SCATTER_POINTS = 2000  # samples (and real points) in a toy-data plot
 class SampleGrid(pl.Callback):
     """Every ``every_n_steps`` generator steps (and at the end), draw samples from fixed noise.
 
-    Images are saved as ``<run_dir>/samples/step_000500.png`` (``final.png`` at the end) and
-    logged to W&B / TensorBoard. Low-dimensional data gets a matplotlib plot of real data against
-    ``SCATTER_POINTS`` samples instead. Rendering runs on global rank 0 only and uses no collective.
+    Images are saved as ``<run_dir>/samples/step_000500.png`` (``final.png`` at the end) and logged
+    to W&B / TensorBoard; a class-conditional GAN's grid has one row per class. Low-dimensional data
+    gets a matplotlib plot of real data against ``SCATTER_POINTS`` samples instead. Rendering runs
+    on global rank 0 only and uses no collective.
 
     All noise comes from a private generator seeded with ``seed``, never from the global RNG, so
     rendering (or not, or at another interval, or on rank 0 only) leaves training bitwise
@@ -54,16 +55,31 @@ class SampleGrid(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
         self._render(trainer, pl_module, "final")
 
+    def fixed_labels(self, n: int, num_classes: int, per_class: bool) -> Tensor | None:
+        """A conditional GAN's classes for ``n`` samples, fixed too: ``per_class`` consecutive
+        runs of each class (a grid's rows), else cycling through them; None if unconditional."""
+        if not num_classes:
+            return None
+        index = torch.arange(n)
+        return index // (n // num_classes) if per_class else index % num_classes
+
     @rank_zero_only
     def _render(self, trainer: pl.Trainer, pl_module: Any, name: str) -> None:
         step, latent_dim = trainer.global_step, pl_module.latent_dim
-        noise = self.fixed_noise(self.num_samples, latent_dim)  # (N, latent_dim)
-        samples = pl_module.sample(self.num_samples, z=noise)
+        classes = int(getattr(pl_module, "num_classes", 0))
+        # A conditional GAN's grid: one row per class, of num_samples // classes samples.
+        per_row = max(1, self.num_samples // classes) if classes else None
+        count = per_row * classes if per_row else self.num_samples
+        noise = self.fixed_noise(count, latent_dim)  # (N, latent_dim)
+        labels = self.fixed_labels(count, classes, per_class=True)
+        samples = pl_module.sample(count, z=noise, labels=labels)
         out = Path(trainer.default_root_dir) / "samples" / f"{name}.png"
         if samples.dim() == 4:  # (N, C, H, W) images in [-1, 1]
-            save_image_grid(samples, out)
+            save_image_grid(samples, out, nrow=per_row)
         else:  # (N, D) points: a denser cloud, from fixed noise too
-            fake = pl_module.sample(SCATTER_POINTS, z=self.fixed_noise(SCATTER_POINTS, latent_dim))
+            z = self.fixed_noise(SCATTER_POINTS, latent_dim)
+            labels = self.fixed_labels(SCATTER_POINTS, classes, per_class=False)
+            fake = pl_module.sample(SCATTER_POINTS, z=z, labels=labels)
             save_scatter(_real_samples(trainer, SCATTER_POINTS), fake, out, title=f"step {step}")
         self.last_path = out
         _log_image(trainer, out, step)

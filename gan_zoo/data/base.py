@@ -36,15 +36,16 @@ class UInt8ImageDataset(Dataset[torch.Tensor]):
     """Images held as uint8 ``(N, C, H, W)``, served one at a time as float32 ``(C, H, W)``.
 
     Keeping uint8 costs 1 byte per pixel (CIFAR-10 is 150 MB instead of 600 MB as float32) and
-    skips the PIL round-trip torchvision's datasets do per item.
+    skips the PIL round-trip torchvision's datasets do per item. ``labels`` ``(N,)``: each
+    image's class, served with it to a class-conditional model (None when there are none).
     """
 
-    def __init__(self, images: torch.Tensor) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise TypeError(
                 f"expected uint8 images (N, C, H, W), got {images.dtype} {images.shape}"
             )
-        self.images = images
+        self.images, self.labels = images, labels
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -58,10 +59,11 @@ class UInt8ImageDataset(Dataset[torch.Tensor]):
 
 
 class TensorRowDataset(Dataset[torch.Tensor]):
-    """Rows of one float tensor ``(N, *sample_shape)``; unlike ``TensorDataset``, no tuples."""
+    """Rows of one float tensor ``(N, *sample_shape)``; unlike ``TensorDataset``, no tuples.
+    ``labels`` ``(N,)``: each row's class, or None."""
 
-    def __init__(self, data: torch.Tensor) -> None:
-        self.data = data
+    def __init__(self, data: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        self.data, self.labels = data, labels
 
     def __len__(self) -> int:
         return self.data.shape[0]
@@ -74,33 +76,38 @@ class TensorRowDataset(Dataset[torch.Tensor]):
         return self.data[torch.as_tensor(indices)]
 
 
-class WholeBatches(Dataset[torch.Tensor]):
-    """A view of a dataset with ``rows(indices)`` that the train loader reads a batch at a time.
+class TrainView(Dataset[Any]):
+    """What gan_zoo's train loader reads of a dataset: whole batches, and labels on request.
 
-    torch's DataLoader calls ``__getitems__`` with a batch's indices when a dataset has it; here
-    it returns the batch as one tensor, which :func:`collate` passes on as it is: one gather and
-    one conversion per batch, no per-sample tensors and no stacked copy (a training batch holds
-    ``n_critic`` critic batches, so that copy would double its memory). Only gan_zoo's own train
-    loader wraps datasets so; a loader of yours over the dataset itself gets samples as usual.
+    With ``rows(indices)`` on the dataset, torch's DataLoader calls ``__getitems__`` with a
+    batch's indices and gets the batch as one tensor, which :func:`collate` passes on as it is:
+    one gather and one conversion per batch, no per-sample tensors and no stacked copy (a
+    training batch holds ``n_critic`` critic batches, so that copy would double its memory).
+    With ``labelled``, items and batches are ``(x, y)`` pairs (the dataset's ``labels``). A
+    loader of yours over the dataset itself gets its samples as usual.
     """
 
-    def __init__(self, dataset: Any) -> None:
-        self.dataset = dataset
+    def __init__(self, dataset: Any, labelled: bool = False) -> None:
+        self.dataset, self.labelled = dataset, labelled
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.dataset[index]
+    def __getitem__(self, index: int) -> Any:
+        sample = self.dataset[index]
+        return (sample, self.dataset.labels[index]) if self.labelled else sample
 
-    def __getitems__(self, indices: list[int]) -> torch.Tensor:
-        return self.dataset.rows(indices)
+    def __getitems__(self, indices: list[int]) -> Any:
+        if not hasattr(self.dataset, "rows"):  # decoded one at a time (image files)
+            return default_collate([self[i] for i in indices])
+        rows = self.dataset.rows(indices)
+        return (rows, self.dataset.labels[torch.as_tensor(indices)]) if self.labelled else rows
 
 
-def collate(batch: torch.Tensor | list[Any]) -> Any:
-    """A batch built whole (:class:`WholeBatches`) goes on as it is; anything else is collated
-    by torch's ``default_collate``."""
-    return batch if isinstance(batch, torch.Tensor) else default_collate(batch)
+def collate(batch: Any) -> Any:
+    """A batch built whole (:class:`TrainView`, a tensor or an ``(x, y)`` pair) goes on as it
+    is; a list of samples is collated by torch's ``default_collate``."""
+    return batch if isinstance(batch, (torch.Tensor, tuple)) else default_collate(batch)
 
 
 class GANDataModule(pl.LightningDataModule):
@@ -161,13 +168,36 @@ class GANDataModule(pl.LightningDataModule):
         assert self.dataset is not None
         return self.dataset
 
+    def _model_wants(self, attribute: str, default: int) -> int:
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return int(getattr(module, attribute, default))
+
     def critic_steps(self) -> int:
         """Real batches one training batch holds: the model's ``n_critic`` (1 outside a fit)."""
-        module = self.trainer.lightning_module if self.trainer is not None else None
-        return int(getattr(module, "n_critic", 1))
+        return self._model_wants("n_critic", 1)
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the dataset's labels (0 when it has none)."""
+        labels = getattr(self._train_set(), "labels", None)
+        return 0 if labels is None else int(labels.max()) + 1
+
+    def check_labels(self, wanted: int) -> None:
+        """Refuse a class-conditional model of ``wanted`` classes this data cannot label."""
+        if not wanted:
+            return
+        have = self.num_classes
+        valid = (
+            f"{have}, the classes of {type(self).__name__}'s labels"
+            if have
+            else f"0: {type(self).__name__} here has no labels (labelled data: mnist_subset, "
+            "mnist, cifar10, image_folder with class sub-folders, toy2d mixtures, toy1d)"
+        )
+        check(wanted == have, "model.num_classes", wanted, valid)
 
     def train_dataloader(self) -> DataLoader[torch.Tensor]:
-        """Shuffled batches ``(n_critic * B, *sample_shape)`` float32: one per generator step.
+        """Shuffled batches ``(n_critic * B, *sample_shape)`` float32: one per generator step,
+        with their ``(n_critic * B,)`` labels for a class-conditional model.
 
         A GAN's training step takes one fresh real batch of ``B = batch_size`` per critic step
         (:class:`gan_zoo.models.GAN`), so the loader serves ``n_critic`` of them at once. The last
@@ -178,10 +208,11 @@ class GANDataModule(pl.LightningDataModule):
         dataset = self._train_set()
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
-        steps = self.critic_steps()
+        steps, classes = self.critic_steps(), self._model_wants("num_classes", 0)
         self.check_fits(steps, world)
+        self.check_labels(classes)
         return ResumableDataLoader(
-            WholeBatches(dataset) if hasattr(dataset, "rows") else dataset,
+            TrainView(dataset, labelled=classes > 0),
             ResumableSampler(dataset, num_replicas=world, rank=rank, seed=self.shuffle_seed),
             batch_size=self.batch_size * steps,
             collate_fn=collate,

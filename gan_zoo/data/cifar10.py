@@ -88,4 +88,4 @@ class CIFAR10DataModule(GANDataModule):
             ) from err
         # torchvision keeps (N, 32, 32, 3) uint8 for PIL; the model wants channels first.
         images = torch.from_numpy(cifar.data).permute(0, 3, 1, 2).contiguous()
-        return UInt8ImageDataset(images)
+        return UInt8ImageDataset(images, torch.as_tensor(cifar.targets, dtype=torch.long))

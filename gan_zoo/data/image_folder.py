@@ -1,4 +1,8 @@
-"""Any folder of images (searched recursively, no class sub-folders needed), square-cropped."""
+"""Any folder of images (searched recursively, no class sub-folders needed), square-cropped.
+
+When every image sits in a sub-folder of the root, each sub-folder is a class (as torchvision's
+``ImageFolder``): a class-conditional model gets the sub-folder's index as the label.
+"""
 
 from __future__ import annotations
 
@@ -68,8 +72,10 @@ class ImageFileDataset(Dataset[torch.Tensor]):
     The shorter side is resized to ``image_size`` and the centre cropped to a square.
     """
 
-    def __init__(self, files: list[Path], image_size: int, channels: int) -> None:
-        self.files = files
+    def __init__(
+        self, files: list[Path], image_size: int, channels: int, labels: torch.Tensor | None = None
+    ) -> None:
+        self.files, self.labels = files, labels
         self.mode = CHANNEL_MODES[channels]
         self.transform = transforms.Compose(
             [
@@ -91,6 +97,17 @@ class ImageFileDataset(Dataset[torch.Tensor]):
             # The scan decoded it; a file changed or removed since then still names itself.
             raise OSError(f"could not decode image {path}: {err}") from err
         return uint8_to_float(pixels)
+
+
+def folder_labels(root: Path, files: list[Path]) -> torch.Tensor | None:
+    """``(N,)`` classes: the index of each file's top-level sub-folder among the sorted
+    sub-folder names; None when some image sits directly in ``root`` (no classes then)."""
+    tops = [p.relative_to(root).parts for p in files]
+    if any(len(parts) < 2 for parts in tops):
+        return None
+    names = sorted({parts[0] for parts in tops})
+    index = {name: i for i, name in enumerate(names)}
+    return torch.tensor([index[parts[0]] for parts in tops], dtype=torch.long)
 
 
 class ImageFolderDataModule(GANDataModule):
@@ -163,4 +180,6 @@ class ImageFolderDataModule(GANDataModule):
             str(self.root),
             f"a directory containing readable images, but all {len(candidates)} failed to open",
         )
-        return ImageFileDataset(self.files, self.image_size, self.channels)
+        return ImageFileDataset(
+            self.files, self.image_size, self.channels, folder_labels(self.root, self.files)
+        )

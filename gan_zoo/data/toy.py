@@ -42,12 +42,13 @@ TOY2D_NAMES = (*MIXTURES, "swiss_roll")
 
 def sample_mixture(
     modes: torch.Tensor, std: float, num_samples: int, rng: np.random.Generator
-) -> torch.Tensor:
-    """Equal-weight isotropic Gaussian mixture: ``(num_samples, D)`` around ``modes`` ``(K, D)``."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Equal-weight isotropic Gaussian mixture: ``(num_samples, D)`` points around ``modes``
+    ``(K, D)``, and the ``(num_samples,)`` mode each was drawn from (its label)."""
     centres = modes.numpy().astype(np.float64)
     which = rng.integers(len(centres), size=num_samples)  # mode of each sample, uniform
     points = centres[which] + std * rng.standard_normal((num_samples, centres.shape[1]))
-    return torch.from_numpy(points).float()
+    return torch.from_numpy(points).float(), torch.from_numpy(which).long()
 
 
 def sample_swiss_roll(
@@ -99,11 +100,10 @@ class Toy2DDataModule(GANDataModule):
     def build_dataset(self) -> Dataset[torch.Tensor]:
         rng = np.random.default_rng(self.seed)
         if self.modes is None:
-            points = sample_swiss_roll(self.num_samples, rng)
-        else:
-            assert self.mode_std is not None
-            points = sample_mixture(self.modes, self.mode_std, self.num_samples, rng)
-        return TensorRowDataset(points)
+            return TensorRowDataset(sample_swiss_roll(self.num_samples, rng))
+        assert self.mode_std is not None
+        points, which = sample_mixture(self.modes, self.mode_std, self.num_samples, rng)
+        return TensorRowDataset(points, labels=which)  # a mixture's mode is its label
 
 
 class Toy1DDataModule(GANDataModule):
@@ -138,4 +138,5 @@ class Toy1DDataModule(GANDataModule):
 
     def build_dataset(self) -> Dataset[torch.Tensor]:
         rng = np.random.default_rng(self.seed)
-        return TensorRowDataset(sample_mixture(self.modes, self.std, self.num_samples, rng))
+        points, which = sample_mixture(self.modes, self.std, self.num_samples, rng)
+        return TensorRowDataset(points, labels=which)

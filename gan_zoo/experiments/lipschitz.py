@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     rng = np.random.default_rng(args.seed)
 
     def sample_real(n: int) -> Tensor:
-        return sample_mixture(modes, std, n, rng)  # (n, 2)
+        return sample_mixture(modes, std, n, rng)[0]  # (n, 2)
 
     def sample_fake(n: int) -> Tensor:
         return sample_real(n) + torch.randn(n, 2)  # data + N(0, I), Gulrajani et al. Fig. 1

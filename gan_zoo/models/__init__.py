@@ -6,12 +6,13 @@ from gan_zoo.models.fgan import FGAN
 from gan_zoo.models.hinge import HingeGAN
 from gan_zoo.models.lsgan import LSGAN
 from gan_zoo.models.minimax import MinimaxGAN, NonSaturatingGAN
+from gan_zoo.models.r1 import R1GAN
 from gan_zoo.models.sngan import SNGAN, apply_spectral_norm
 from gan_zoo.models.wgan import WGANGP, WGANClip
 
 # Each configs/model/<name>.yaml takes its paper defaults from the class (model/paper/<Class>).
 paper_defaults.register(
-    [MinimaxGAN, NonSaturatingGAN, WGANClip, WGANGP, SNGAN, FGAN, LSGAN, HingeGAN]
+    [MinimaxGAN, NonSaturatingGAN, WGANClip, WGANGP, SNGAN, FGAN, LSGAN, HingeGAN, R1GAN]
 )
 
 __all__ = [
@@ -24,5 +25,6 @@ __all__ = [
     "FGAN",
     "LSGAN",
     "HingeGAN",
+    "R1GAN",
     "apply_spectral_norm",
 ]

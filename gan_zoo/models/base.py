@@ -9,10 +9,12 @@ A variant is a subclass that overrides some of four hooks:
 
 - ``discriminator_loss(real_scores, fake_scores)``
 - ``generator_loss(fake_scores)``
-- ``discriminator_penalty(real, fake)`` (zero by default)
+- ``discriminator_penalty(real, fake)`` (zero by default; call ``self.critic``)
 - ``after_discriminator_step()`` (no-op by default)
 
-and, to log what its discriminator measures, ``divergence_estimates(real_scores, fake_scores)``.
+and, to log what its discriminator measures, ``divergence_estimates``. The options every
+variant gets (packing, augmentation, zero-centered penalties, class conditioning, replay, EMA)
+live in the loop; their parts in ``gan_zoo.models.options``.
 """
 
 from __future__ import annotations
@@ -28,14 +30,24 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 from pydantic import Strict
 from torch import Tensor, nn
 
+from gan_zoo import losses
 from gan_zoo.compat import logs_flushed_this_step
 from gan_zoo.compiled import compile_nets
 from gan_zoo.distributed import GANDDPStrategy, all_reduce_, check_strategy, reseed_for_rank
 from gan_zoo.ema import ema_update, make_ema
-from gan_zoo.errors import ConfigValueError, check
+from gan_zoo.models import options
+from gan_zoo.models.critic import Critic, scores_and_logits
 from gan_zoo.optim import OptimizerFactory, check_optimizer, linear_lr_decay
+from gan_zoo.penalties import eval_mode
 from gan_zoo.replay import ReplayBuffer
-from gan_zoo.validation import Fraction, NonNegativeInt, PositiveInt, StrictBool, validated
+from gan_zoo.validation import (
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    StrictBool,
+    validated,
+)
 
 Decay = Annotated[float, Strict(), at.Ge(0), at.Lt(1)]
 
@@ -44,30 +56,35 @@ class GAN(pl.LightningModule):
     """Manual-optimization GAN: per training step, ``n_critic`` critic steps then one G step.
 
     A training batch holds ``n_critic * B`` real samples (gan_zoo's DataModules size their loader
-    so; ``data.batch_size`` is ``B``); it is split into ``n_critic`` batches of ``B``, one per
-    critic step. Critic steps go through the strategy's ``optimizer_step`` (precision plugin,
-    gradient clipping and ``on_before_optimizer_step`` hooks included) but not through
-    ``LightningOptimizer.step``, which would count each of them as a global step (Lightning
-    issue 17958); only the generator's step counts.
+    so; ``data.batch_size`` is ``B``), with ``(n_critic * B,)`` labels when conditional; it is
+    split into ``n_critic`` batches of ``B``, one per critic step. Critic steps go through the
+    strategy's ``optimizer_step`` (precision plugin, gradient clipping and
+    ``on_before_optimizer_step`` hooks included) but not through ``LightningOptimizer.step``,
+    which would count each of them as a global step (Lightning issue 17958).
 
     Args:
-        generator: maps ``(B, latent_dim)`` noise to ``(B, *S)`` samples.
-        discriminator: maps ``(B, *S)`` samples to ``(B,)`` scores.
+        generator: ``(B, latent_dim)`` noise (and ``(B,)`` labels) to ``(B, *S)`` samples.
+        discriminator: ``(B, *S)`` samples (and labels) to ``(B / pack,)`` scores.
         latent_dim: size of the noise vector.
-        n_critic: discriminator steps per generator step (the variant's paper default if None).
-        generator_optimizer: ``params -> Optimizer`` (e.g. a ``functools.partial``); the
-            variant's paper default when omitted.
-        discriminator_optimizer: likewise for the discriminator.
-        replay_size: if > 0, keep this many past fakes and train D on a mix of current and past
-            fakes (Shrivastava et al. 2017); 0 disables the buffer.
-        replay_ratio: fraction of each fake batch drawn from the buffer (see ``ReplayBuffer``).
-        ema_decay: if > 0, keep an exponential moving average of the generator, used by
-            :meth:`sample` (and so by metrics); 0 disables it.
-        penalty_every: compute ``discriminator_penalty`` on every k-th critic step only, scaled
-            by k (lazy regularization, Karras et al. 2020, StyleGAN2 Sec. 3.1).
-        lr_decay_steps: if set, decay both learning rates linearly to 0 over this many
-            generator steps (the WGAN-GP and SN-GAN CIFAR-10 schedules).
-        compile: run G and D forwards through ``torch.compile`` (see ``gan_zoo.compiled``).
+        n_critic: critic steps per generator step (the variant's paper default if None).
+        generator_optimizer: ``params -> Optimizer`` (a ``functools.partial``); the variant's
+            paper default when omitted. discriminator_optimizer: likewise for D.
+        replay_size: > 0 trains D on a mix of current fakes and this many past ones
+            (Shrivastava et al. 2017); replay_ratio: their share of each fake batch.
+        ema_decay: > 0 keeps an exponential moving average of G for :meth:`sample` and metrics.
+        penalty_every: penalties on every k-th critic step only, scaled by k (lazy
+            regularization, Karras et al. 2020, StyleGAN2 Sec. 3.1).
+        lr_decay_steps: decay both learning rates linearly to 0 over this many generator steps.
+        compile: run G and D through ``torch.compile`` (see ``gan_zoo.compiled``).
+        pack: D scores packs of this many samples concatenated, real with real and fake with
+            fake (PacGAN, Lin et al. 2018); the net is built with the same ``pack``.
+        augment: a differentiable augmentation (``gan_zoo.augment``) of real and fake samples
+            before D, in D's and G's steps (DiffAugment, ADA, instance noise).
+        r1_gamma, r2_gamma: ``gamma`` of ``gamma / 2 E[||grad_x D||^2]`` on real (R1) and fake
+            (R2) samples (Mescheder et al. 2018, Eq. 9-10); 0 turns each off.
+        num_classes: > 0 trains a class-conditional GAN; batches carry labels, nets take them.
+        ac_weight: weight of the auxiliary-classifier loss when D has a classification head
+            (AC-GAN, Odena et al. 2017, Eq. 2-3).
 
     >>> from gan_zoo.nets import MLPGenerator, MLPDiscriminator
     >>> from gan_zoo.models import NonSaturatingGAN
@@ -97,14 +114,18 @@ class GAN(pl.LightningModule):
         penalty_every: PositiveInt = 1,
         lr_decay_steps: PositiveInt | None = None,
         compile: StrictBool = False,
+        pack: PositiveInt = 1,
+        augment: nn.Module | None = None,
+        r1_gamma: NonNegativeFloat = 0.0,
+        r2_gamma: NonNegativeFloat = 0.0,
+        num_classes: NonNegativeInt = 0,
+        ac_weight: NonNegativeFloat = 1.0,
     ) -> None:
         super().__init__()
-        net_latent = getattr(generator, "latent_dim", latent_dim)
-        valid = f"{net_latent}, the generator's (configs: set net.latent_dim, which sets both)"
-        check(net_latent == latent_dim, "latent_dim", latent_dim, valid)
+        options.check_nets(generator, discriminator, latent_dim, pack, num_classes)
         self.automatic_optimization = False
-        self.generator, self.discriminator = generator, discriminator
-        self.latent_dim = latent_dim
+        self.generator, self.discriminator, self.augment = generator, discriminator, augment
+        self.latent_dim, self.pack, self.num_classes = latent_dim, pack, num_classes
         self.n_critic = self.default_n_critic if n_critic is None else n_critic
         self.generator_optimizer = generator_optimizer or self.default_optimizer
         self.discriminator_optimizer = discriminator_optimizer or self.default_optimizer
@@ -112,42 +133,50 @@ class GAN(pl.LightningModule):
         check_optimizer(self.discriminator_optimizer, "discriminator_optimizer")
         self.replay = ReplayBuffer(replay_size, replay_ratio) if replay_size else None
         self.ema_decay, self.penalty_every = ema_decay, penalty_every
+        self.r1_gamma, self.r2_gamma, self.ac_weight = r1_gamma, r2_gamma, ac_weight
         self.lr_decay_steps = lr_decay_steps
         self.generator_ema = make_ema(generator) if ema_decay > 0 else None
         self.compile_nets = compile  # not `self.compile`: that is nn.Module.compile()
-        self._compiled: dict[str, Callable[[Tensor], Tensor]] = {}  # a dict: not submodules
+        self._compiled: dict[str, Callable[..., Any]] = {}  # a dict: not submodules
         self._last_penalty: Tensor | None = None
+        self.critic = Critic(discriminator, pack=pack)  # labels bound per critic step
 
     # ----------------------------------------------------------------- hooks for variants
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        """Scalar loss the discriminator minimizes; scores are ``(B,)``."""
+        """Scalar loss the discriminator minimizes; scores are ``(B / pack,)``."""
         raise NotImplementedError(f"{type(self).__name__} must define discriminator_loss")
 
     def generator_loss(self, fake_scores: Tensor) -> Tensor:
-        """Scalar loss the generator minimizes; scores are ``(B,)``."""
+        """Scalar loss the generator minimizes; scores are ``(B / pack,)``."""
         raise NotImplementedError(f"{type(self).__name__} must define generator_loss")
 
     def discriminator_penalty(self, real: Tensor, fake: Tensor) -> Tensor:
-        """Regularizer added to the discriminator loss; ``real``/``fake`` are ``(B, *S)``."""
+        """Regularizer added to the discriminator loss; ``real``/``fake`` are the ``(B, *S)``
+        inputs D saw (augmented if augmentation is on). Score them with ``self.critic``."""
         return real.new_zeros(())
 
     def after_discriminator_step(self) -> None:
         """Runs after every discriminator optimizer step (e.g. weight clipping)."""
 
-    def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
+    def divergence_estimates(
+        self,
+        real_scores: Tensor,
+        fake_scores: Tensor,
+        real: Tensor | None = None,
+        fake: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         """Divergences implied by the discriminator's objective, logged as ``divergence/<name>``.
 
-        Computed from the scores of the last critic step of each generator step: ``(B,)`` real
-        scores and the ``(B - n_old,)`` scores of the current generator's fakes (with replay on,
-        the ``n_old`` pooled fakes are left out, so the estimate is against P_G, not a mixture of
-        past generators).
+        From the last critic step of a logged generator step: real scores and inputs, and those
+        of the current generator's fakes only (replayed fakes are left out, so the estimate is
+        against P_G, not a mixture of past generators). Inputs are ``(B, *S)`` as D saw them.
         """
         return {}
 
     # ----------------------------------------------------------------------- the loop
-    def forward(self, z: Tensor) -> Tensor:
-        """``(B, latent_dim)`` noise to ``(B, *S)`` samples."""
-        return self.generator(z)
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``(B, latent_dim)`` noise (and ``(B,)`` labels) to ``(B, *S)`` samples."""
+        return self._generate(self.generator, z, labels)
 
     def configure_optimizers(self) -> Any:
         optimizers = [
@@ -165,22 +194,10 @@ class GAN(pl.LightningModule):
         if self.compile_nets:
             self._compiled = compile_nets(self.generator, self.discriminator)
 
-    def critic_batches(self, batch: Tensor | Sequence[Tensor]) -> list[Tensor]:
-        """Split a training batch ``(n_critic * B, *S)`` into ``n_critic`` batches ``(B, *S)``.
-
-        A ``(x, y)`` batch is split on ``x`` (labels are not used by unconditional variants).
-        """
-        real = batch[0] if isinstance(batch, (list, tuple)) else batch
-        assert isinstance(real, Tensor)
-        rows = real.shape[0]
-        if rows % self.n_critic:
-            raise ConfigValueError(
-                "batch",
-                f"{rows} samples",
-                f"n_critic x B samples, {self.n_critic} critic batches of equal size (gan_zoo's "
-                "DataModules size their loader so; a loader of your own must too)",
-            )
-        return list(real.split(rows // self.n_critic))
+    def critic_batches(self, batch: Any) -> list[tuple[Tensor, Tensor | None]]:
+        """Split a training batch of ``n_critic * B`` samples (and labels) into ``n_critic``
+        ``(real, labels)`` pairs of ``(B, *S)`` and ``(B,)`` (labels None if unconditional)."""
+        return options.split_batch(batch, self.n_critic, self.pack, self.num_classes)
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         """One generator step: ``n_critic`` critic steps, each on its own real batch, then G.
@@ -191,57 +208,72 @@ class GAN(pl.LightningModule):
         generator-step axis (``step`` = ``global_step`` after the update).
         """
         d_opt, g_opt = self.optimizers()  # type: ignore[misc, attr-defined]
-        reals = self.critic_batches(batch)
-        for index, real in enumerate(reals):
-            d_loss, penalty, real_scores, fake_scores = self._discriminator_step(real, d_opt, index)
-        g_loss = self._generator_step(reals[-1].shape[0], g_opt)
-        losses = {"d_loss": d_loss, "penalty": penalty, "g_loss": g_loss}
+        batches = self.critic_batches(batch)
+        for index, (real, labels) in enumerate(batches):
+            d_loss, penalty, seen = self._discriminator_step(real, labels, d_opt, index)
+        g_loss = self._generator_step(batches[-1][0].shape[0], g_opt)
+        losses_ = {"d_loss": d_loss, "penalty": penalty, "g_loss": g_loss}
         if logs_flushed_this_step(self.trainer):  # other steps' values would reach no logger
-            logged: dict[str, Tensor | float] = {"step": float(self.global_step)}  # the axis
-            logged |= {f"train/{k}": v for k, v in losses.items()}
-            if len(fake_scores):  # the last critic step's, against P_G (see the hook)
-                with torch.no_grad():
-                    estimates = self.divergence_estimates(real_scores, fake_scores)
-                logged |= {f"divergence/{k}": v for k, v in estimates.items()}
-            self.log_dict(logged)  # tensors as they are: Lightning converts them when it flushes
-        return losses
+            self._log_step(losses_, seen)
+        return losses_
 
     def _discriminator_step(
-        self, real: Tensor, opt: LightningOptimizer, index: int
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """One critic step on ``real`` ``(B, *S)``; returns its detached loss and penalty, and the
-        ``(B,)`` real scores and the current (not replayed) fakes' scores."""
-        with torch.no_grad():
-            fake = self._run("generator", self._noise(real.shape[0], real.device))
-        n_old = 0  # the first n_old rows of `fake` are replayed past fakes
+        self, real: Tensor, labels: Tensor | None, opt: LightningOptimizer, index: int
+    ) -> tuple[Tensor, Tensor, tuple[dict[str, Tensor], Tensor | None]]:
+        """One critic step on ``real`` ``(B, *S)``; returns its detached loss and penalty, and
+        what D saw of it and the labels (for the divergence estimates)."""
+        with torch.no_grad():  # fakes of the real batch's classes, so penalties share labels
+            fake = self._run_generator(self._noise(real.shape[0], real.device), labels)
+        fake_labels, n_old = labels, 0  # the first n_old rows are replayed past fakes
         if self.replay is not None:
-            fake, n_old = self.replay.mix(fake)
-        real_scores = self._run("discriminator", real)
-        fake_scores = self._run("discriminator", fake)
+            fake, fake_labels, n_old = self.replay.mix(fake, labels)
+        real, fake = self._augmented(real), self._augmented(fake)
+        self.critic.labels = labels
+        real_scores, real_logits = self._score(real, labels)
+        fake_scores, fake_logits = self._score(fake, fake_labels)
         loss = self.discriminator_loss(real_scores, fake_scores)
-        penalty = self._penalty(real, fake, self.global_step * self.n_critic + index)
+        if real_logits is not None and fake_logits is not None:
+            loss = loss + self.ac_weight * (
+                losses.auxiliary_classifier_loss(real_logits, labels)
+                + losses.auxiliary_classifier_loss(fake_logits, fake_labels)
+            )
+        penalty = self._penalty(real, fake, fake_labels, self.global_step * self.n_critic + index)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss + penalty)
         self._sync(self.discriminator)
         # Through the strategy, not opt.step(): only generator steps count as global steps.
         self.trainer.strategy.optimizer_step(opt.optimizer, closure=_no_closure)
         self.after_discriminator_step()
+        options.observe_augmentation(self.augment, real_scores)
         penalty = self._last_penalty if self._last_penalty is not None else penalty.detach()
-        return loss.detach(), penalty, real_scores.detach(), fake_scores.detach()[n_old:]
+        seen = options.current_fakes(real, fake, real_scores, fake_scores, labels, n_old, self.pack)
+        return loss.detach(), penalty, seen
 
-    def _penalty(self, real: Tensor, fake: Tensor, critic_step: int) -> Tensor:
-        """The hook's penalty, on every ``penalty_every``-th critic step only, scaled by k."""
+    def _penalty(
+        self, real: Tensor, fake: Tensor, fake_labels: Tensor | None, critic_step: int
+    ) -> Tensor:
+        """The hook's penalty plus R1/R2, on every ``penalty_every``-th critic step only, scaled
+        by k (the last computed one is reported on the others)."""
         if critic_step % self.penalty_every:
             return real.new_zeros(())
-        penalty = self.penalty_every * self.discriminator_penalty(real, fake)
+        penalty = self.discriminator_penalty(real, fake)
+        fake_critic = Critic(self._discriminator_fn(), fake_labels, self.pack)
+        penalty = penalty + options.zero_centered(
+            self.critic, fake_critic, real, fake, self.r1_gamma, self.r2_gamma, self.grad_scale
+        )
+        penalty = self.penalty_every * penalty
         self._last_penalty = penalty.detach()
         return penalty
 
     def _generator_step(self, batch_size: int, opt: LightningOptimizer) -> Tensor:
+        labels = options.random_labels(batch_size, self.num_classes, self.device)
         # Toggling freezes D's parameters, so the generator's backward skips their weight grads.
         with self.toggled_optimizer(opt):
-            fake = self._run("generator", self._noise(batch_size, self.device))
-            loss = self.generator_loss(self._run("discriminator", fake))
+            fake = self._run_generator(self._noise(batch_size, self.device), labels)
+            scores, logits = self._score(self._augmented(fake), labels)
+            loss = self.generator_loss(scores)
+            if logits is not None and labels is not None:
+                loss = loss + self.ac_weight * losses.auxiliary_classifier_loss(logits, labels)
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             self._sync(self.generator)
@@ -254,8 +286,37 @@ class GAN(pl.LightningModule):
                 scheduler.step()
         return loss.detach()
 
-    def _run(self, net: str, x: Tensor) -> Tensor:
-        return self._compiled.get(net, getattr(self, net))(x)
+    def _log_step(
+        self, values: dict[str, Tensor], seen: tuple[dict[str, Tensor], Tensor | None]
+    ) -> None:
+        logged: dict[str, Tensor | float] = {"step": float(self.global_step)}  # the x-axis
+        logged |= {f"train/{k}": v for k, v in values.items()}
+        inputs, self.critic.labels = seen
+        if len(inputs["fake_scores"]):  # none when every fake was replayed
+            with torch.no_grad():
+                logged |= {
+                    f"divergence/{k}": v for k, v in self.divergence_estimates(**inputs).items()
+                }
+        self.log_dict(logged | options.augmentation_state(self.augment))  # converted at flush
+
+    # -------------------------------------------------------------------- the nets
+    def _discriminator_fn(self) -> Callable[..., Any]:
+        return self._compiled.get("discriminator", self.discriminator)
+
+    def _score(self, x: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """D's ``(B / pack,)`` scores of ``(B, *S)`` inputs, and its class logits (or None)."""
+        out = self._discriminator_fn()(x) if labels is None else self._discriminator_fn()(x, labels)
+        return scores_and_logits(out)
+
+    def _run_generator(self, z: Tensor, labels: Tensor | None) -> Tensor:
+        return self._generate(self._compiled.get("generator", self.generator), z, labels)
+
+    @staticmethod
+    def _generate(generator: Callable[..., Tensor], z: Tensor, labels: Tensor | None) -> Tensor:
+        return generator(z) if labels is None else generator(z, labels)
+
+    def _augmented(self, x: Tensor) -> Tensor:
+        return x if self.augment is None else self.augment(x)
 
     def _sync(self, module: nn.Module) -> None:
         if isinstance(self.trainer.strategy, GANDDPStrategy):
@@ -265,7 +326,7 @@ class GAN(pl.LightningModule):
         """The loss scale of fp16 mixed precision (a device tensor), or None when unscaled.
 
         A penalty built from ``torch.autograd.grad`` must scale its outputs and unscale the
-        gradients (PyTorch AMP recipe, "Gradient penalty"), see ``penalties.gradient_penalty``.
+        gradients (PyTorch AMP recipe, "Gradient penalty"), see ``penalties.input_gradients``.
         """
         scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer else None
         if scaler is None or not scaler.is_enabled():
@@ -276,26 +337,30 @@ class GAN(pl.LightningModule):
         return torch.randn(n, self.latent_dim, device=device)  # (n, latent_dim)
 
     @torch.no_grad()
-    def sample(self, n: int, batch_size: int = 256, z: Tensor | None = None) -> Tensor:
+    def sample(
+        self,
+        n: int,
+        batch_size: int = 256,
+        z: Tensor | None = None,
+        labels: Tensor | Sequence[int] | int | None = None,
+    ) -> Tensor:
         """Draw ``n`` samples in data space (images in [-1, 1]) without grad, in batches.
 
-        Uses the EMA generator when ``ema_decay > 0``. The generator runs in eval mode (BatchNorm
-        uses running statistics) and its mode is restored afterwards. Returns a CPU tensor of
-        shape ``(n, *S)``; pass ``z`` of shape ``(n, latent_dim)`` to choose the noise.
+        Uses the EMA generator when ``ema_decay > 0``, in eval mode (BatchNorm uses running
+        statistics; its mode is restored afterwards). Returns a CPU tensor ``(n, *S)``; pass
+        ``z`` ``(n, latent_dim)`` to choose the noise, and for a conditional GAN ``labels``
+        (one class for all, or ``n`` of them; uniform over the classes when omitted).
         """
-        check(isinstance(n, int) and n >= 1, "n", n, "an integer >= 1")
         generator = self.generator_ema if self.generator_ema is not None else self.generator
-        was_training = generator.training
-        generator.eval()
-        try:
-            chunks = []
+        classes = options.sample_labels(n, labels, self.num_classes, self.device)
+        chunks = []
+        with eval_mode(generator):
             for start in range(0, n, batch_size):
                 count = min(batch_size, n - start)
                 noise = self._noise(count, self.device) if z is None else z[start : start + count]
-                chunks.append(generator(noise.to(self.device)).float().cpu())
-            return torch.cat(chunks)
-        finally:
-            generator.train(was_training)
+                part = None if classes is None else classes[start : start + count]
+                chunks.append(self._generate(generator, noise.to(self.device), part).float().cpu())
+        return torch.cat(chunks)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.replay is not None:

@@ -51,5 +51,11 @@ class FGAN(GAN):
     def generator_loss(self, fake_scores: Tensor) -> Tensor:
         return losses.fgan_generator_loss(fake_scores, self.divergence)
 
-    def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
+    def divergence_estimates(
+        self,
+        real_scores: Tensor,
+        fake_scores: Tensor,
+        real: Tensor | None = None,
+        fake: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         return {self.divergence: losses.fgan_bound(real_scores, fake_scores, self.divergence)}

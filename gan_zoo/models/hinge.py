@@ -30,5 +30,11 @@ class HingeGAN(GAN):
     def generator_loss(self, fake_scores: Tensor) -> Tensor:
         return losses.wasserstein_generator_loss(fake_scores)
 
-    def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
+    def divergence_estimates(
+        self,
+        real_scores: Tensor,
+        fake_scores: Tensor,
+        real: Tensor | None = None,
+        fake: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         return {"tv": 1.0 - 0.5 * losses.hinge_discriminator_loss(real_scores, fake_scores)}

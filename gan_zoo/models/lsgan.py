@@ -54,6 +54,12 @@ class LSGAN(GAN):
     def generator_loss(self, fake_scores: Tensor) -> Tensor:
         return losses.least_squares_generator_loss(fake_scores, self.generator_target)
 
-    def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
+    def divergence_estimates(
+        self,
+        real_scores: Tensor,
+        fake_scores: Tensor,
+        real: Tensor | None = None,
+        fake: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         loss = self.discriminator_loss(real_scores, fake_scores)
         return {"pearson_to_mixture": 1.0 - 4.0 * loss / (self.real_label - self.fake_label) ** 2}

@@ -28,7 +28,13 @@ class MinimaxGAN(GAN):
     def generator_loss(self, fake_scores: Tensor) -> Tensor:
         return losses.minimax_generator_loss(fake_scores)
 
-    def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
+    def divergence_estimates(
+        self,
+        real_scores: Tensor,
+        fake_scores: Tensor,
+        real: Tensor | None = None,
+        fake: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         value = -losses.minimax_discriminator_loss(real_scores, fake_scores)  # V(D, G)
         return {"js": 0.5 * (value + math.log(4.0))}
 

@@ -14,7 +14,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from gan_zoo import losses
 from gan_zoo.compat import ConvNd
 from gan_zoo.models.base import GAN
-from gan_zoo.models.wgan import refuse_batchnorm, wasserstein_estimate
+from gan_zoo.models.wgan import refuse_batchnorm, wasserstein_estimates
 from gan_zoo.optim import OptimizerFactory
 from gan_zoo.validation import validated
 
@@ -30,11 +30,12 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
     """Wrap the weight of every Linear/Conv/ConvTranspose layer in ``module`` with spectral norm.
 
     Uses ``torch.nn.utils.parametrizations.spectral_norm`` (one power iteration per forward, as
-    in the paper). Layers that already carry a parametrization are left alone, so applying it
-    twice is harmless.
+    in the paper). A class embedding (the projection discriminator's ``V``) is normalized too,
+    as in Miyato & Koyama 2018's code (``SNEmbedID``). Layers that already carry a
+    parametrization are left alone, so applying it twice is harmless.
     """
     for layer in list(module.modules()):
-        layer_types = (nn.Linear, ConvNd)
+        layer_types = (nn.Linear, ConvNd, nn.Embedding)
         if isinstance(layer, layer_types) and not parametrize.is_parametrized(layer, "weight"):
             spectral_norm(layer)
     return module
@@ -77,8 +78,15 @@ class SNGAN(GAN):
     def generator_loss(self, fake_scores: Tensor) -> Tensor:
         return self._g_loss(fake_scores)
 
-    def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
+    def divergence_estimates(
+        self,
+        real_scores: Tensor,
+        fake_scores: Tensor,
+        real: Tensor | None = None,
+        fake: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         # SN holds each layer's reshaped weight at norm 1: a Linear layer is then 1-Lipschitz, a
-        # conv up to sqrt(kh * kw) (LipschitzMonitor's sigma_max shows it). For the critic's K,
-        # the dual gap is a lower bound on K * W1 whichever loss trains it.
-        return {"w1": wasserstein_estimate(real_scores, fake_scores)}
+        # conv up to sqrt(kh * kw) (LipschitzMonitor's sigma_max shows it). Whichever loss trains
+        # it, the dual gap of a K-Lipschitz critic is a lower bound on K * W1, and the measured K
+        # normalizes it.
+        return wasserstein_estimates(self, real_scores, fake_scores, real, fake)

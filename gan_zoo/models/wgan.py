@@ -24,6 +24,27 @@ def wasserstein_estimate(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     return real_scores.mean() - fake_scores.mean()
 
 
+def wasserstein_estimates(
+    model: GAN,
+    real_scores: Tensor,
+    fake_scores: Tensor,
+    real: Tensor | None = None,
+    fake: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """``w1``, the raw dual, and ``w1_normalized``: the dual divided by the critic's measured
+    Lipschitz constant (:func:`gan_zoo.penalties.lipschitz_estimate`, in eval mode so nothing of
+    training moves). The raw value is ``K * W1`` for an unknown ``K``: clipping leaves ``K``
+    arbitrary, and a gradient penalty lets a critic overshoot (docs/theory.md, "W1 estimates").
+    Without the ``(B, *S)`` inputs only ``w1``.
+    """
+    w1 = wasserstein_estimate(real_scores, fake_scores)
+    if real is None or fake is None:  # scores alone: the raw dual only
+        return {"w1": w1}
+    with penalties.eval_mode(model.discriminator):
+        lipschitz = penalties.lipschitz_estimate(model.critic, real, fake)
+    return {"w1": w1, "w1_normalized": w1 / lipschitz.clamp(min=1e-12)}
+
+
 def refuse_batchnorm(discriminator: nn.Module, valid: str) -> None:
     """Raise a one-line :class:`ConfigValueError` naming ``valid`` if D contains BatchNorm."""
     if any(isinstance(m, BatchNormBase) for m in discriminator.modules()):
@@ -57,8 +78,14 @@ class WGANClip(GAN):
     def generator_loss(self, fake_scores: Tensor) -> Tensor:
         return losses.wasserstein_generator_loss(fake_scores)
 
-    def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
-        return {"w1": wasserstein_estimate(real_scores, fake_scores)}
+    def divergence_estimates(
+        self,
+        real_scores: Tensor,
+        fake_scores: Tensor,
+        real: Tensor | None = None,
+        fake: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        return wasserstein_estimates(self, real_scores, fake_scores, real, fake)
 
     @torch.no_grad()
     def after_discriminator_step(self) -> None:
@@ -100,10 +127,16 @@ class WGANGP(GAN):
     def generator_loss(self, fake_scores: Tensor) -> Tensor:
         return losses.wasserstein_generator_loss(fake_scores)
 
-    def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
-        return {"w1": wasserstein_estimate(real_scores, fake_scores)}
+    def divergence_estimates(
+        self,
+        real_scores: Tensor,
+        fake_scores: Tensor,
+        real: Tensor | None = None,
+        fake: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        return wasserstein_estimates(self, real_scores, fake_scores, real, fake)
 
     def discriminator_penalty(self, real: Tensor, fake: Tensor) -> Tensor:
         scale = self.grad_scale(real.device)
-        gp = penalties.gradient_penalty(self.discriminator, real, fake, grad_scale=scale)
+        gp = penalties.gradient_penalty(self.critic, real, fake, grad_scale=scale)
         return self.gp_weight * gp

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from gan_zoo.nets._norm import Norm, check_input_shape, norm_2d
-from gan_zoo.validation import PositiveInt, validated
+from gan_zoo.nets.conditioning import (
+    ClassConditioning,
+    Conditioning,
+    LabelledSequential,
+    batch_norm_2d,
+    conditioned_output,
+    pack_samples,
+)
+from gan_zoo.validation import NonNegativeInt, PositiveInt, validated
 
 ImageSize = Literal[28, 32, 64]
 
@@ -33,7 +41,7 @@ def _dcgan_init(module: nn.Module) -> None:
     """Weights ~ N(0, 0.02), norm scales ~ N(1, 0.02), biases 0 (Radford et al. 2016, Sec. 4)."""
     if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
         nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d | nn.GroupNorm):
+    elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d | nn.GroupNorm) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
     bias = getattr(module, "bias", None)
     if isinstance(bias, Tensor):
@@ -44,7 +52,8 @@ class DCGANGenerator(nn.Module):
     """Latent vector to image: linear projection, then stride-2 transposed convs.
 
     ``z: (B, latent_dim) -> (B, channels, image_size, image_size)`` in ``[-1, 1]`` (tanh).
-    BatchNorm and ReLU after every layer but the output one, as in Radford et al. 2016.
+    BatchNorm and ReLU after every layer but the output one, as in Radford et al. 2016; with
+    ``num_classes > 0`` the BatchNorms are class-conditional and ``forward`` takes labels.
 
     >>> g = DCGANGenerator(latent_dim=8, channels=1, image_size=28, width=8)
     >>> g(torch.randn(2, 8)).shape
@@ -61,32 +70,36 @@ class DCGANGenerator(nn.Module):
         channels: PositiveInt = 1,
         image_size: ImageSize = 28,
         width: PositiveInt = 64,
+        num_classes: NonNegativeInt = 0,
     ) -> None:
         super().__init__()
         base, widths = _ladder(image_size, width)
-        self.latent_dim = latent_dim
+        self.latent_dim, self.num_classes = latent_dim, num_classes
         self.output_shape = (channels, image_size, image_size)
         # Convs followed by BatchNorm need no bias: the norm's shift replaces it.
-        self.project = nn.Sequential(
+        self.project = LabelledSequential(
             nn.Linear(latent_dim, widths[0] * base * base, bias=False),
             nn.Unflatten(1, (widths[0], base, base)),
-            nn.BatchNorm2d(widths[0]),
+            batch_norm_2d(widths[0], num_classes),
             nn.ReLU(),
         )
         layers: list[nn.Module] = []
         for c_in, c_out in itertools.pairwise(widths):
             layers += [
                 nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
+                batch_norm_2d(c_out, num_classes),
                 nn.ReLU(),
             ]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, stride=2, padding=1), nn.Tanh()]
-        self.upsample = nn.Sequential(*layers)
+        self.upsample = LabelledSequential(*layers)
         self.apply(_dcgan_init)
 
-    def forward(self, z: Tensor) -> Tensor:
-        """``(B, latent_dim) -> (B, C, H, W)``."""
-        return self.upsample(self.project(z))  # (B, c_base, base, base) -> (B, C, H, W)
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``(B, latent_dim)`` (and ``(B,)`` labels when conditional) ``-> (B, C, H, W)``."""
+        if self.num_classes and labels is None:
+            raise ValueError("this generator is class-conditional: pass labels (B,)")
+        h = self.project(z, labels)  # (B, c_base, base, base)
+        return self.upsample(h, labels)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -95,7 +108,10 @@ class DCGANDiscriminator(nn.Module):
     ``x: (B, channels, image_size, image_size) -> (B,)`` logits or critic values, no sigmoid,
     so the loss decides how to read them. No norm on the first layer (Radford et al. 2016,
     Sec. 3); ``norm`` picks BatchNorm, per-sample layer norm (GroupNorm with one group, for
-    gradient penalties) or nothing for the others.
+    gradient penalties) or nothing for the others. ``pack`` scores packs of samples
+    concatenated along channels (PacGAN); with ``num_classes > 0`` it takes labels and
+    ``conditioning`` adds the projection term or an auxiliary classifier
+    (``gan_zoo.nets.conditioning``).
 
     >>> d = DCGANDiscriminator(channels=3, image_size=32, width=8, norm="layer")
     >>> d(torch.randn(2, 3, 32, 32)).shape
@@ -111,13 +127,17 @@ class DCGANDiscriminator(nn.Module):
         image_size: ImageSize = 28,
         width: PositiveInt = 64,
         norm: Norm = "batch",
+        pack: PositiveInt = 1,
+        num_classes: NonNegativeInt = 0,
+        conditioning: Conditioning = "projection",
     ) -> None:
         super().__init__()
         base, widths = _ladder(image_size, width)
         widths = widths[::-1]  # fine to coarse: width, 2 width, ...
         self.input_shape = (channels, image_size, image_size)
+        self.pack, self.num_classes = pack, num_classes
         layers: list[nn.Module] = [
-            nn.Conv2d(channels, widths[0], 4, stride=2, padding=1),
+            nn.Conv2d(channels * pack, widths[0], 4, stride=2, padding=1),
             nn.LeakyReLU(0.2),
         ]
         for c_in, c_out in itertools.pairwise(widths):
@@ -128,10 +148,15 @@ class DCGANDiscriminator(nn.Module):
             ]
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(widths[-1] * base * base, 1)
+        self.conditioning = (
+            ClassConditioning(widths[-1] * base * base, num_classes, conditioning)
+            if num_classes
+            else None
+        )
         self.apply(_dcgan_init)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, C, H, W) -> (B,)``."""
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Any:
+        """``(B, C, H, W)`` (and ``(B,)`` labels) ``-> (B / pack,)`` scores (and class logits)."""
         check_input_shape(self, x, self.input_shape)
-        h = self.features(x)  # (B, c_base, base, base)
-        return self.head(torch.flatten(h, 1)).squeeze(1)
+        h = torch.flatten(self.features(pack_samples(x, self.pack)), 1)  # (B / pack, F)
+        return conditioned_output(self.conditioning, h, self.head(h).squeeze(1), labels)

@@ -6,10 +6,20 @@ The layout follows the toy experiments of Gulrajani et al. 2017 (WGAN-GP, Sec. 5
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_zoo.nets._norm import Norm, check_input_shape, norm_1d
-from gan_zoo.validation import PositiveInt, validated
+from gan_zoo.nets.conditioning import (
+    ClassConditioning,
+    Conditioning,
+    conditioned_output,
+    pack_samples,
+)
+from gan_zoo.validation import NonNegativeInt, PositiveInt, validated
 
 
 def _hidden_layers(
@@ -27,7 +37,9 @@ class MLPGenerator(nn.Module):
     """``z: (B, latent_dim) -> (B, out_dim)`` with a linear output layer.
 
     No tanh: toy data (e.g. a ring of Gaussians with radius 2) is not scaled to ``[-1, 1]``.
-    No norm either; these nets are small enough to train without it.
+    No norm either; these nets are small enough to train without it. With ``num_classes > 0``
+    the class enters one-hot, concatenated to z (Mirza & Osindero 2014, Sec. 3.2):
+    ``forward(z, labels)``.
 
     >>> import torch
     >>> MLPGenerator(latent_dim=2, out_dim=3, hidden=16)(torch.randn(5, 2)).shape
@@ -44,15 +56,20 @@ class MLPGenerator(nn.Module):
         out_dim: PositiveInt = 2,
         hidden: PositiveInt = 256,
         depth: PositiveInt = 3,
+        num_classes: NonNegativeInt = 0,
     ) -> None:
         super().__init__()
-        self.latent_dim = latent_dim
+        self.latent_dim, self.num_classes = latent_dim, num_classes
         self.output_shape = (out_dim,)
-        layers = _hidden_layers(latent_dim, hidden, depth)
+        layers = _hidden_layers(latent_dim + num_classes, hidden, depth)
         self.net = nn.Sequential(*layers, nn.Linear(hidden, out_dim))
 
-    def forward(self, z: Tensor) -> Tensor:
-        """``(B, latent_dim) -> (B, out_dim)``."""
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``(B, latent_dim)`` (and ``(B,)`` labels) ``-> (B, out_dim)``."""
+        if self.num_classes:
+            if labels is None:
+                raise ValueError("this generator is class-conditional: pass labels (B,)")
+            z = torch.cat([z, F.one_hot(labels, self.num_classes).to(z.dtype)], dim=1)
         return self.net(z)
 
 
@@ -60,7 +77,10 @@ class MLPDiscriminator(nn.Module):
     """``x: (B, in_dim) -> (B,)`` raw scores (logits or critic values, no sigmoid).
 
     ``norm`` ("batch", "layer" or "none") follows every hidden linear layer; use "layer" or
-    "none" with a gradient penalty, which BatchNorm would couple across the batch.
+    "none" with a gradient penalty, which BatchNorm would couple across the batch. ``pack``
+    scores packs of samples concatenated (PacGAN): ``(B, in_dim) -> (B / pack,)``. With
+    ``num_classes > 0`` it takes labels, and ``conditioning`` adds the projection term or an
+    auxiliary classifier on the last hidden features (see ``gan_zoo.nets.conditioning``).
 
     >>> import torch
     >>> MLPDiscriminator(in_dim=2, hidden=16, norm="layer")(torch.randn(5, 2)).shape
@@ -76,13 +96,21 @@ class MLPDiscriminator(nn.Module):
         hidden: PositiveInt = 256,
         depth: PositiveInt = 3,
         norm: Norm = "none",
+        pack: PositiveInt = 1,
+        num_classes: NonNegativeInt = 0,
+        conditioning: Conditioning = "projection",
     ) -> None:
         super().__init__()
-        self.input_shape = (in_dim,)
-        layers = _hidden_layers(in_dim, hidden, depth, norm)
+        self.input_shape, self.pack, self.num_classes = (in_dim,), pack, num_classes
+        layers = _hidden_layers(in_dim * pack, hidden, depth, norm)
         self.net = nn.Sequential(*layers, nn.Linear(hidden, 1))
+        self.conditioning = (
+            ClassConditioning(hidden, num_classes, conditioning) if num_classes else None
+        )
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, in_dim) -> (B,)``."""
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Any:
+        """``(B, in_dim)`` (and ``(B,)`` labels) ``-> (B / pack,)`` scores (and class logits)."""
         check_input_shape(self, x, self.input_shape)
-        return self.net(x).squeeze(1)
+        features = self.net[:-1](pack_samples(x, self.pack))  # (B / pack, hidden)
+        scores = self.net[-1](features).squeeze(1)
+        return conditioned_output(self.conditioning, features, scores, labels)

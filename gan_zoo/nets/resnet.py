@@ -10,13 +10,21 @@ ReLU), shortcuts and heads gain 1, as in the SN-GAN reference code.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from gan_zoo.nets._norm import Norm, check_input_shape, norm_2d
-from gan_zoo.validation import PositiveInt, validated
+from gan_zoo.nets.conditioning import (
+    ClassConditioning,
+    Conditioning,
+    LabelledSequential,
+    batch_norm_2d,
+    conditioned_output,
+    pack_samples,
+)
+from gan_zoo.validation import NonNegativeInt, PositiveInt, validated
 
 _BASE = 4  # the generator starts from 4x4 feature maps (32 px after three upsamplings)
 
@@ -42,18 +50,20 @@ class UpBlock(nn.Module):
     """Generator block: ``(B, c_in, H, W) -> (B, c_out, 2H, 2W)``.
 
     Residual: BN, ReLU, nearest upsample x2, conv3x3, BN, ReLU, conv3x3. Shortcut:
-    upsample x2, then a 1x1 conv.
+    upsample x2, then a 1x1 conv. With ``num_classes > 0`` the BNs are class-conditional.
     """
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    takes_labels = True
+
+    def __init__(self, c_in: int, c_out: int, num_classes: int = 0) -> None:
         super().__init__()
         gain = math.sqrt(2.0)
-        self.residual = nn.Sequential(
-            nn.BatchNorm2d(c_in),
+        self.residual = LabelledSequential(
+            batch_norm_2d(c_in, num_classes),
             nn.ReLU(),
             nn.Upsample(scale_factor=2, mode="nearest"),
             _conv(c_in, c_out, 3, gain),
-            nn.BatchNorm2d(c_out),
+            batch_norm_2d(c_out, num_classes),
             nn.ReLU(),
             _conv(c_out, c_out, 3, gain),
         )
@@ -61,8 +71,8 @@ class UpBlock(nn.Module):
             nn.Upsample(scale_factor=2, mode="nearest"), _conv(c_in, c_out, 1)
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.residual(x) + self.shortcut(x)
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.residual(x, labels) + self.shortcut(x)
 
 
 class DownBlock(nn.Module):
@@ -137,23 +147,26 @@ class ResNetGenerator(nn.Module):
         channels: PositiveInt = 3,
         width: PositiveInt = 256,
         image_size: Literal[32] = 32,
+        num_classes: NonNegativeInt = 0,
     ) -> None:
         super().__init__()
-        self.latent_dim = latent_dim
+        self.latent_dim, self.num_classes = latent_dim, num_classes
         self.output_shape = (channels, image_size, image_size)
         self.project = nn.Sequential(
             _linear(latent_dim, width * _BASE * _BASE),
             nn.Unflatten(1, (width, _BASE, _BASE)),
         )
-        self.blocks = nn.Sequential(*(UpBlock(width, width) for _ in range(3)))
-        self.to_image = nn.Sequential(
-            nn.BatchNorm2d(width), nn.ReLU(), _conv(width, channels, 3), nn.Tanh()
+        self.blocks = LabelledSequential(*(UpBlock(width, width, num_classes) for _ in range(3)))
+        self.to_image = LabelledSequential(
+            batch_norm_2d(width, num_classes), nn.ReLU(), _conv(width, channels, 3), nn.Tanh()
         )
 
-    def forward(self, z: Tensor) -> Tensor:
-        """``(B, latent_dim) -> (B, C, 32, 32)``."""
-        h = self.blocks(self.project(z))  # (B, width, 32, 32)
-        return self.to_image(h)
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``(B, latent_dim)`` (and ``(B,)`` labels when conditional) ``-> (B, C, 32, 32)``."""
+        if self.num_classes and labels is None:
+            raise ValueError("this generator is class-conditional: pass labels (B,)")
+        h = self.blocks(self.project(z), labels)  # (B, width, 32, 32)
+        return self.to_image(h, labels)
 
 
 class ResNetDiscriminator(nn.Module):
@@ -178,20 +191,27 @@ class ResNetDiscriminator(nn.Module):
         width: PositiveInt = 128,
         image_size: Literal[32] = 32,
         norm: Norm = "none",
+        pack: PositiveInt = 1,
+        num_classes: NonNegativeInt = 0,
+        conditioning: Conditioning = "projection",
     ) -> None:
         super().__init__()
         self.input_shape = (channels, image_size, image_size)
+        self.pack, self.num_classes = pack, num_classes
         self.blocks = nn.Sequential(
-            OptimizedDownBlock(channels, width),
+            OptimizedDownBlock(channels * pack, width),
             DownBlock(width, width, downsample=True, norm=norm),
             DownBlock(width, width, downsample=False, norm=norm),
             DownBlock(width, width, downsample=False, norm=norm),
             nn.ReLU(),
         )
         self.head = _linear(width, 1)
+        self.conditioning = (
+            ClassConditioning(width, num_classes, conditioning) if num_classes else None
+        )
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, C, 32, 32) -> (B,)``."""
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Any:
+        """``(B, C, 32, 32)`` (and ``(B,)`` labels) ``-> (B / pack,)`` scores (and logits)."""
         check_input_shape(self, x, self.input_shape)
-        h = torch.sum(self.blocks(x), dim=(2, 3))  # (B, width)
-        return self.head(h).squeeze(1)
+        h = torch.sum(self.blocks(pack_samples(x, self.pack)), dim=(2, 3))  # (B / pack, width)
+        return conditioned_output(self.conditioning, h, self.head(h).squeeze(1), labels)

@@ -34,9 +34,10 @@ def test_every_model_builds_for_every_data_family(model: str, data: str, tmp_pat
     datamodule, gan = build(cfg)
     assert isinstance(gan, GAN) and type(gan).__name__ == cfg.model._target_.rsplit(".", 1)[1]
     z = torch.randn(2, gan.latent_dim)
-    fake = gan.generator.eval()(z)
+    labels = [torch.tensor([0, 1])] if gan.num_classes else []  # a class-conditional model
+    fake = gan.generator.eval()(z, *labels)
     assert tuple(fake.shape[1:]) == tuple(datamodule.sample_shape)
-    assert gan.discriminator.eval()(fake).shape == (2,)
+    assert gan.discriminator.eval()(fake, *labels).shape == (2,)
 
 
 @pytest.mark.parametrize("option", _options("data"))

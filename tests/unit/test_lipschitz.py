@@ -20,11 +20,10 @@ from gan_zoo.callbacks.lipschitz import (
     _log,
     critic_report,
     eval_mode,
-    input_gradient_norms,
-    interpolate,
     reshaped_spectral_norms,
     weight_summary,
 )
+from gan_zoo.penalties import input_gradient_norms, interpolate
 from gan_zoo.models import NonSaturatingGAN, WGANClip, apply_spectral_norm
 from gan_zoo.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 

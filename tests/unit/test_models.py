@@ -54,7 +54,7 @@ class _Counting(NonSaturatingGAN):
     def critic_batches(self, batch):
         self.calls["steps"] += 1
         batches = super().critic_batches(batch)
-        self.calls["critic_batches"] += [b.clone() for b in batches]
+        self.calls["critic_batches"] += [real.clone() for real, _ in batches]
         return batches
 
 

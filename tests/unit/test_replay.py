@@ -23,9 +23,9 @@ def _batch(value: float, n: int = 8) -> Tensor:
 @pytest.mark.parametrize("ratio,n_old", [(0.0, 0), (0.25, 2), (0.5, 4), (1.0, 8)])
 def test_mix_takes_round_ratio_times_batch_from_the_pool(ratio: float, n_old: int) -> None:
     buf = ReplayBuffer(replay_size=16, replay_ratio=ratio)
-    first, none_old = buf.mix(_batch(1.0))
+    first, _, none_old = buf.mix(_batch(1.0))
     assert torch.equal(first, _batch(1.0)) and none_old == 0  # empty pool: current fakes only
-    mixed, reported = buf.mix(_batch(2.0))
+    mixed, _, reported = buf.mix(_batch(2.0))
     assert mixed.shape == (8, 3) and reported == n_old
     assert (mixed[:, 0] == 1.0).sum().item() == n_old  # pooled fakes first...
     assert torch.equal(mixed[n_old:], _batch(2.0, 8 - n_old))  # ...then current ones
@@ -34,7 +34,7 @@ def test_mix_takes_round_ratio_times_batch_from_the_pool(ratio: float, n_old: in
 def test_mix_draws_at_most_what_the_pool_holds() -> None:
     buf = ReplayBuffer(replay_size=16, replay_ratio=1.0)
     buf.mix(_batch(1.0, n=2))  # the pool holds 2
-    mixed, n_old = buf.mix(_batch(2.0))
+    mixed, _, n_old = buf.mix(_batch(2.0))
     assert (mixed[:, 0] == 1.0).sum().item() == 2 and (mixed[:, 0] == 2.0).sum().item() == 6
     assert n_old == 2 and (mixed[:n_old, 0] == 1.0).all()
 
@@ -64,7 +64,7 @@ def test_state_dict_round_trip_restores_the_pool_and_the_next_mix() -> None:
     assert len(restored) == 6 and torch.equal(restored.samples, buf.samples)
     fake = torch.randn(4, 2)
     torch.manual_seed(1)
-    expected, _ = buf.mix(fake)
+    expected, _, _ = buf.mix(fake)
     torch.manual_seed(1)
     assert torch.equal(restored.mix(fake)[0], expected)
 
@@ -79,7 +79,7 @@ def test_a_restored_pool_follows_the_dtype_of_the_fakes(dtype: torch.dtype) -> N
     buf.load_state_dict(saved.state_dict())
     assert buf.samples is not None and buf.samples.dtype == torch.float32
     fake = torch.full((4, 3), -1.0, dtype=dtype)
-    mixed, n_old = buf.mix(fake)
+    mixed, _, n_old = buf.mix(fake)
     assert mixed.dtype == dtype and buf.samples.dtype == dtype and n_old == 2
     pool_rows = torch.arange(12.0).reshape(4, 3).to(dtype)
     assert _rows_in(mixed[:2], pool_rows).all() and torch.equal(mixed[2:], fake[2:])
@@ -90,7 +90,7 @@ def test_a_restored_pool_follows_the_device_of_the_fakes() -> None:
     # concatenated with meta fakes would raise, as CPU and CUDA tensors do.
     buf = ReplayBuffer(replay_size=4, replay_ratio=0.5)
     buf.load_state_dict({"samples": torch.ones(4, 3)})
-    mixed, n_old = buf.mix(torch.empty(4, 3, device="meta"))
+    mixed, _, n_old = buf.mix(torch.empty(4, 3, device="meta"))
     assert mixed.device.type == "meta" and buf.samples.device.type == "meta"
     assert mixed.shape == (4, 3) and n_old == 2
 
@@ -127,12 +127,12 @@ class _Recording(NonSaturatingGAN):
         self.estimated: list[Tensor] = []  # the fake scores divergence_estimates is given
         mix = self.replay.mix
 
-        def recording_mix(fake: Tensor) -> tuple[Tensor, int]:
+        def recording_mix(fake: Tensor, labels: Tensor | None = None) -> tuple:
             self.generated.append(fake.clone())
-            mixed, n_old = mix(fake)
+            mixed, mixed_labels, n_old = mix(fake, labels)
             self.mixed.append(mixed.clone())
             self.n_old.append(n_old)
-            return mixed, n_old
+            return mixed, mixed_labels, n_old
 
         self.replay.mix = recording_mix
 
@@ -144,17 +144,18 @@ class _Recording(NonSaturatingGAN):
         self.scores.append(fake_scores.detach().clone())
         return super().discriminator_loss(real_scores, fake_scores)
 
-    def divergence_estimates(self, real_scores: Tensor, fake_scores: Tensor) -> dict[str, Tensor]:
+    def divergence_estimates(self, real_scores, fake_scores, real=None, fake=None):
         self.estimated.append(fake_scores.clone())
-        return super().divergence_estimates(real_scores, fake_scores)
+        return super().divergence_estimates(real_scores, fake_scores, real, fake)
 
 
 def _nets() -> tuple[MLPGenerator, MLPDiscriminator]:
     return MLPGenerator(latent_dim=2, hidden=16, depth=2), MLPDiscriminator(hidden=16, depth=2)
 
 
-def _loader() -> DataLoader:
-    return DataLoader(TensorDataset(torch.randn(256, 2)), batch_size=8, drop_last=True)
+def _loader(batch: int = 8) -> DataLoader:
+    """Training batches of ``batch`` rows: n_critic critic batches of the model's B."""
+    return DataLoader(TensorDataset(torch.randn(256, 2)), batch_size=batch, drop_last=True)
 
 
 def _trainer(tmp_path: Path, steps: int) -> pl.Trainer:
@@ -216,7 +217,7 @@ def test_buffer_survives_checkpoint_save_and_resume(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = WGANGP(*_nets(), latent_dim=2, n_critic=2, replay_size=20, replay_ratio=0.25)
     trainer = _trainer(tmp_path, steps=3)
-    trainer.fit(model, _loader())
+    trainer.fit(model, _loader(batch=2 * 8))
     path = tmp_path / "replay.ckpt"
     trainer.save_checkpoint(path)
     (saved,) = torch.load(path, weights_only=True)["replay_buffer"]  # one pool per rank
@@ -225,9 +226,9 @@ def test_buffer_survives_checkpoint_save_and_resume(tmp_path: Path) -> None:
     resumed = WGANGP(*_nets(), latent_dim=2, n_critic=2, replay_size=20, replay_ratio=0.25)
     assert len(resumed.replay) == 0
     # max_steps equal to the checkpoint's: restore everything, train nothing
-    _trainer(tmp_path, steps=3).fit(resumed, _loader(), ckpt_path=path)
+    _trainer(tmp_path, steps=3).fit(resumed, _loader(batch=2 * 8), ckpt_path=path)
     assert len(resumed.replay) == 20
     assert torch.equal(resumed.replay.samples, model.replay.samples)
     # and training goes on from there with the restored pool
-    _trainer(tmp_path, steps=5).fit(resumed, _loader(), ckpt_path=path)
+    _trainer(tmp_path, steps=5).fit(resumed, _loader(batch=2 * 8), ckpt_path=path)
     assert len(resumed.replay) == 20 and torch.isfinite(resumed.replay.samples).all()
