@@ -20,8 +20,11 @@ import torch
 from gan_zoo.checkpointing import read_checkpoint
 from gan_zoo.checkpointing.resume import ResumeState
 from gan_zoo.data.sampler import ResumableDataLoader, ResumableSampler
+from gan_zoo.training import train
+from tests.helpers import compose_train
 from tests.integration.exactness import (
     SIGNAL_AT,
+    TINY,
     VARIANTS,
     assert_same_state,
     cli_args,
@@ -180,3 +183,46 @@ def test_wandb_continues_the_same_run_and_no_step_goes_backwards(tmp_path: Path)
     assert steps == [[1, 2, 3, 4, 5, 6], [7, 8]]  # 5 and 6 were recomputed, not logged again
     # Sample grids every 2 steps (step 6's not sent again), then final.png at step 8.
     assert [logged_steps(f, "samples/") for f in files] == [[2, 4, 6], [8, 8]]
+
+
+# The loop's options that carry state of their own, on top of exactness.TINY's (replay, EMA, LR
+# decay, lazy penalty): a conditional model (labels in batches and in the replay pool), packing,
+# instance noise (random draws of its own), and ADA on tiny MNIST nets (its p and counters).
+IMAGES = [
+    *[o for o in TINY if not o.startswith(("data.", "net.", "data="))],
+    "data=mnist_subset",
+    "data.batch_size=8",
+    "net.latent_dim=8",
+    "net.generator.width=4",
+    "net.discriminator.width=4",
+]
+OPTIONS = {
+    "conditional": (TINY, ["model=wgan_gp", "model.num_classes=8", "model.n_critic=2"]),
+    "packed": (TINY, ["model=wgan_gp", "model.pack=2"]),
+    "instance_noise": (TINY, ["model=ns_gan", "augment=instance_noise"]),
+    # p starts at 0.5 and moves by 4 x 8 images / 500 every 4 critic steps, up or down
+    "ada": (
+        IMAGES,
+        ["model=ns_gan", "augment=ada", "model.augment.p=0.5", "model.augment.kimg=0.5"],
+    ),
+}
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_resume_with_the_loop_options_is_exact(option: str, tmp_path: Path) -> None:
+    base, overrides = OPTIONS[option]
+
+    def run(run_dir: Path, extra: list[str]) -> None:
+        train(compose_train([*base, *overrides, *extra], run_dir=run_dir))
+
+    run(tmp_path / "reference", [])
+    ckpts = tmp_path / "reference" / "checkpoints"
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copy(ckpts / "step000002.ckpt", resumed / "checkpoints" / "step000002.ckpt")
+    run(resumed, ["ckpt_path=last"])
+    assert_same_state(ckpts / "step000006.ckpt", resumed / "checkpoints" / "step000006.ckpt")
+    state = read_checkpoint(ckpts / "step000006.ckpt")["state_dict"]
+    if option == "ada":  # the state the comparison covers, and it moved
+        moved = abs(float(state["augment.p"]) - 0.5)
+        assert moved == pytest.approx(4 * 8 / 500, rel=1e-5)  # one adjustment, either way
