@@ -104,6 +104,28 @@ class TrainView(Dataset[Any]):
         return (rows, self.dataset.labels[torch.as_tensor(indices)]) if self.labelled else rows
 
 
+class SubsetDataset(Dataset[torch.Tensor]):
+    """The samples of ``dataset`` at ``indices`` ``(n,)``, with their labels and batched reads."""
+
+    def __init__(self, dataset: Any, indices: torch.Tensor) -> None:
+        self.dataset, self.indices = dataset, indices
+        labels = getattr(dataset, "labels", None)
+        self.labels = None if labels is None else labels[indices]
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.dataset[int(self.indices[index])]
+
+    def rows(self, indices: list[int]) -> torch.Tensor:
+        """A batch ``(len(indices), *sample_shape)``, gathered at once when ``dataset`` can."""
+        inner = self.indices[torch.as_tensor(indices)].tolist()
+        if hasattr(self.dataset, "rows"):
+            return self.dataset.rows(inner)
+        return torch.stack([self.dataset[i] for i in inner])
+
+
 def collate(batch: Any) -> Any:
     """A batch built whole (:class:`TrainView`, a tensor or an ``(x, y)`` pair) goes on as it
     is; a list of samples is collated by torch's ``default_collate``."""
@@ -120,15 +142,24 @@ class GANDataModule(pl.LightningDataModule):
     Args:
         batch_size: real samples per critic step ``B`` (:meth:`check_fits` bounds it).
         num_workers: DataLoader worker processes; 0 loads in the main process.
+        subset: train on this many samples only, a fixed random choice (seed 0, the same in
+            every run and on every rank): the small-data regime of DiffAugment (Zhao et al.
+            2020) and ADA (Karras et al. 2020). None: the whole dataset.
     """
 
     sample_shape: tuple[int, ...]
 
     @validated
-    def __init__(self, batch_size: PositiveInt = 64, num_workers: NonNegativeInt = 0) -> None:
+    def __init__(
+        self,
+        batch_size: PositiveInt = 64,
+        num_workers: NonNegativeInt = 0,
+        subset: PositiveInt | None = None,
+    ) -> None:
         super().__init__()
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.subset = subset
         # Seed of the shuffling order; train.py sets it to the run's ``seed``.
         self.shuffle_seed = 0
         self.dataset: Dataset[torch.Tensor] | None = None
@@ -138,9 +169,17 @@ class GANDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     def setup(self, stage: str = "fit") -> None:
-        """Build the dataset once (later calls are no-ops)."""
+        """Build the dataset once (later calls are no-ops), cut to ``subset`` samples if set."""
         if self.dataset is None:
-            self.dataset = self.build_dataset()
+            dataset = self.build_dataset()
+            self.dataset = dataset if self.subset is None else self._take(dataset, self.subset)
+
+    @staticmethod
+    def _take(dataset: Dataset[torch.Tensor], n: int) -> SubsetDataset:
+        size = len(cast(Sized, dataset))
+        check(n <= size, "data.subset", n, f"at most {size}, the dataset's samples (or null)")
+        generator = torch.Generator().manual_seed(REAL_SAMPLES_SEED)
+        return SubsetDataset(dataset, torch.randperm(size, generator=generator)[:n])
 
     def check_fits(self, critic_steps: int = 1, world_size: int = 1) -> None:
         """Refuse a ``batch_size`` whose training batches the dataset cannot fill.

@@ -43,6 +43,7 @@ class CIFAR10DataModule(GANDataModule):
         data_dir: folder holding (or to receive) ``cifar-10-batches-py/``.
         batch_size: samples per batch.
         num_workers: DataLoader worker processes.
+        subset: train on this many samples, a fixed random choice (``GANDataModule``).
         download: fetch the files when missing; with false a missing dataset is an error.
         verify: check the official md5 of each batch file (torchvision does this on every load).
             Keep it on; turn it off only for files you trust that differ from the official ones,
@@ -58,10 +59,11 @@ class CIFAR10DataModule(GANDataModule):
         data_dir: str = "data/",
         batch_size: int = 64,
         num_workers: int = 0,
+        subset: int | None = None,
         download: StrictBool = True,
         verify: StrictBool = True,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, subset=subset)
         self.data_dir = str(data_dir)
         self.download = download
         self.verify = verify

@@ -125,6 +125,7 @@ class ImageFolderDataModule(GANDataModule):
         batch_size: samples per batch.
         num_workers: DataLoader worker processes (decoding is CPU-bound; use several on GPU).
         strict: raise at setup if any image file is unreadable instead of skipping it.
+        subset: train on this many images, a fixed random choice (``GANDataModule``).
     """
 
     @validated
@@ -135,9 +136,10 @@ class ImageFolderDataModule(GANDataModule):
         channels: Literal[1, 3] = 3,
         batch_size: int = 64,
         num_workers: int = 0,
+        subset: int | None = None,
         strict: StrictBool = False,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, subset=subset)
         check(Path(root).is_dir(), "root", root, "an existing directory of images")
         self.root = Path(root)
         self.image_size = image_size

@@ -45,8 +45,10 @@ class MNISTSubsetDataModule(GANDataModule):
     (1, 28, 28)
     """
 
-    def __init__(self, batch_size: int = 64, num_workers: int = 0) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers)
+    def __init__(
+        self, batch_size: int = 64, num_workers: int = 0, subset: int | None = None
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, subset=subset)
         self.sample_shape = MNIST_SHAPE
         self.labels: torch.Tensor | None = None
 
@@ -66,6 +68,7 @@ class MNISTDataModule(GANDataModule):
         data_dir: folder holding (or to receive) ``MNIST/raw/``.
         batch_size: samples per batch.
         num_workers: DataLoader worker processes.
+        subset: train on this many samples, a fixed random choice (``GANDataModule``).
         download: fetch the files when missing; with false a missing dataset is an error.
 
     >>> MNISTDataModule(data_dir="data/", download=False).sample_shape
@@ -78,9 +81,10 @@ class MNISTDataModule(GANDataModule):
         data_dir: str = "data/",
         batch_size: int = 64,
         num_workers: int = 0,
+        subset: int | None = None,
         download: StrictBool = True,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, subset=subset)
         self.data_dir = str(data_dir)
         self.download = download
         self.sample_shape = MNIST_SHAPE

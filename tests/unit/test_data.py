@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from gan_zoo.data import (
     CIFAR10DataModule,
     GANDataModule,
+    ImageFolderDataModule,
     MNISTDataModule,
     MNISTSubsetDataModule,
     Toy1DDataModule,
@@ -56,6 +57,37 @@ def test_mnist_subset_loads_the_bundled_digits() -> None:
     batch = first_batch(dm)
     assert isinstance(batch, torch.Tensor)
     assert batch.shape == (32, 1, 28, 28) and batch.dtype == torch.float32
+
+
+def test_subset_is_a_fixed_labelled_choice_served_in_whole_batches() -> None:
+    full = MNISTSubsetDataModule()
+    full.setup("fit")
+    small = MNISTSubsetDataModule(batch_size=50, subset=500)
+    again = MNISTSubsetDataModule(subset=500)
+    small.setup("fit")
+    again.setup("fit")
+    assert len(small.dataset) == 500  # type: ignore[arg-type]
+    indices = small.dataset.indices  # type: ignore[union-attr]
+    assert torch.equal(indices, again.dataset.indices)  # type: ignore[union-attr]
+    assert indices.unique().numel() == 500 and int(indices.max()) < 5000
+    # Labels follow their samples, and a labelled batch is the same rows as the full set's.
+    assert full.labels is not None
+    assert torch.equal(small.dataset.labels, full.labels[indices])  # type: ignore[union-attr]
+    assert small.num_classes == 10 and small.real_samples(500).shape == (500, 1, 28, 28)
+    rows = small.dataset.rows([0, 7])  # type: ignore[union-attr]
+    assert torch.equal(rows, torch.stack([full.dataset[int(indices[i])] for i in (0, 7)]))  # type: ignore[index]
+    epoch = torch.cat(list(small.train_dataloader()))
+    assert epoch.shape == (500, 1, 28, 28)  # every subset digit once per epoch, no others
+    kept = {tuple(full.dataset[int(i)].flatten()[::7].tolist()) for i in indices}  # type: ignore[index]
+    assert {tuple(x.flatten()[::7].tolist()) for x in epoch} <= kept
+
+
+def test_subset_larger_than_the_dataset_names_its_size(tmp_path: Path) -> None:
+    with pytest.raises(ConfigValueError, match=r"data.subset=6000 .*at most 5000"):
+        MNISTSubsetDataModule(subset=6000).setup("fit")
+    folder = ImageFolderDataModule(root=str(write_image_folder(tmp_path)), image_size=8, subset=2)
+    folder.setup("fit")
+    assert len(folder.dataset) == 2 and folder.dataset[1].shape == (3, 8, 8)  # type: ignore[arg-type,index]
 
 
 def test_real_samples_are_a_fixed_shuffled_reference() -> None:
