@@ -52,6 +52,14 @@ StrictBool = Annotated[bool, Strict()]
 _CONFIG = ConfigDict(arbitrary_types_allowed=True, strict=True)
 
 
+class Expect(str):
+    """``Annotated`` metadata: what an error message says a valid value is, instead of the type.
+
+    >>> describe(Annotated[int | None, Expect("a module; pick one with augment=NAME")])
+    'a module; pick one with augment=NAME'
+    """
+
+
 def validated(function: F) -> F:
     """``function`` (or ``__init__``) with every argument checked against its annotation.
 
@@ -179,6 +187,9 @@ def _describe_one(annotation: Any) -> str:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is Annotated:
         base, *metadata = args
+        words = [m for m in metadata if isinstance(m, Expect)]
+        if words:
+            return str(words[0])
         if any(isinstance(m, at.MinLen) for m in metadata):
             least = next(m.min_length for m in metadata if isinstance(m, at.MinLen))
             return f"{_describe_one(base)} with at least {least} item(s)"

@@ -41,6 +41,7 @@ from gan_zoo.optim import OptimizerFactory, check_optimizer, linear_lr_decay
 from gan_zoo.penalties import eval_mode
 from gan_zoo.replay import ReplayBuffer
 from gan_zoo.validation import (
+    Expect,
     Fraction,
     NonNegativeFloat,
     NonNegativeInt,
@@ -50,6 +51,15 @@ from gan_zoo.validation import (
 )
 
 Decay = Annotated[float, Strict(), at.Ge(0), at.Lt(1)]
+
+
+# From the CLI an augmentation is a config group, so a name is the one likely mistake.
+Augmentation = Annotated[
+    nn.Module | None,
+    Expect(
+        "an augmentation module or null; choose one with augment=diffaugment|ada|instance_noise"
+    ),
+]
 
 
 class GAN(pl.LightningModule):
@@ -115,7 +125,7 @@ class GAN(pl.LightningModule):
         lr_decay_steps: PositiveInt | None = None,
         compile: StrictBool = False,
         pack: PositiveInt = 1,
-        augment: nn.Module | None = None,
+        augment: Augmentation = None,
         r1_gamma: NonNegativeFloat = 0.0,
         r2_gamma: NonNegativeFloat = 0.0,
         num_classes: NonNegativeInt = 0,

@@ -26,6 +26,12 @@ CASES = [
         "model='nonexistent' is not a known model config; valid: fgan, hinge_gan, lsgan",
     ),
     (["data=imagenet"], "data='imagenet' is not a known data config; valid: cifar10"),
+    (
+        ["model.augment=diffaugment"],
+        "model.augment='diffaugment' is invalid: expected an "
+        "augmentation module or null; choose one with augment=diffaugment|ada|instance_noise",
+    ),
+    (["data.subset=5001"], "data.subset=5001 is invalid: expected at most 5000"),
 ]
 
 
