@@ -24,6 +24,7 @@ def pack_samples(x: Tensor, pack: int) -> Tensor:
     """``(B, D)`` to ``(B / pack, pack * D)``, or ``(B, C, H, W)`` to ``(B / pack, pack * C, H,
     W)``: consecutive samples side by side (PacGAN, Lin et al. 2018, Sec. 3).
 
+    >>> import torch
     >>> pack_samples(torch.arange(8.0).reshape(4, 2), 2).tolist()
     [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]]
     """
