@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import annotated_types as at
 import numpy as np
@@ -30,8 +30,7 @@ def _device(name: str) -> torch.device:
 
 def generate(cfg: DictConfig) -> dict[str, Any]:
     """Load ``cfg.ckpt_path``, draw ``cfg.num_samples`` samples, write them to ``cfg.out_dir``."""
-    settings = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(settings, dict)
+    settings = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
     settings["label"] = settings.pop("class", None)  # `class` is a Python keyword
     return write_samples(**settings)
 
@@ -76,8 +75,10 @@ def write_samples(
         written["scatter"] = str(plotting.save_scatter(None, samples, out / "scatter.png"))
         array = samples.numpy().astype(np.float32)
     if save_npz:
-        extra = {} if labels is None else {"labels": labels.cpu().numpy()}
-        np.savez_compressed(out / "samples.npz", samples=array, **extra)
+        if labels is None:
+            np.savez_compressed(out / "samples.npz", samples=array)
+        else:  # each sample's class, for a conditional model
+            np.savez_compressed(out / "samples.npz", samples=array, labels=labels.cpu().numpy())
         written["npz"] = str(out / "samples.npz")
     return written
 

@@ -243,6 +243,7 @@ class GAN(pl.LightningModule):
         fake_scores, fake_logits = self._score(fake, fake_labels)
         loss = self.discriminator_loss(real_scores, fake_scores)
         if real_logits is not None and fake_logits is not None:
+            assert labels is not None and fake_labels is not None  # a head implies labels
             loss = loss + self.ac_weight * (
                 losses.auxiliary_classifier_loss(real_logits, labels)
                 + losses.auxiliary_classifier_loss(fake_logits, fake_labels)
@@ -300,14 +301,14 @@ class GAN(pl.LightningModule):
         self, values: dict[str, Tensor], seen: tuple[dict[str, Tensor], Tensor | None]
     ) -> None:
         logged: dict[str, Tensor | float] = {"step": float(self.global_step)}  # the x-axis
-        logged |= {f"train/{k}": v for k, v in values.items()}
+        logged.update({f"train/{k}": v for k, v in values.items()})
         inputs, self.critic.labels = seen
         if len(inputs["fake_scores"]):  # none when every fake was replayed
             with torch.no_grad():
-                logged |= {
-                    f"divergence/{k}": v for k, v in self.divergence_estimates(**inputs).items()
-                }
-        self.log_dict(logged | options.augmentation_state(self.augment))  # converted at flush
+                estimates = self.divergence_estimates(**inputs)
+                logged.update({f"divergence/{k}": v for k, v in estimates.items()})
+        logged.update(options.augmentation_state(self.augment))
+        self.log_dict(logged)  # converted at flush
 
     # -------------------------------------------------------------------- the nets
     def _discriminator_fn(self) -> Callable[..., Any]:

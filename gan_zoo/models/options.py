@@ -68,7 +68,7 @@ def split_batch(
             f"pack={pack}; gan_zoo's DataModules size their loader so, a loader of yours must too)",
         )
     reals = real.split(rows // n_critic)
-    if not num_classes:
+    if not num_classes or labels is None:  # labels were checked above for a conditional GAN
         return [(r, None) for r in reals]
     return list(zip(reals, labels.split(rows // n_critic)))
 

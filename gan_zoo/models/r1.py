@@ -31,4 +31,5 @@ class R1GAN(NonSaturatingGAN):
 
     @validated
     def __init__(self, *args: Any, r1_gamma: NonNegativeFloat = 10.0, **kwargs: Any) -> None:
-        super().__init__(*args, r1_gamma=r1_gamma, **kwargs)
+        kwargs["r1_gamma"] = r1_gamma
+        super().__init__(*args, **kwargs)
