@@ -1,7 +1,9 @@
 """Score a checkpoint: ``python evaluate.py ckpt_path=PATH metrics.num_samples=50000``.
 
 Prints exactly one JSON line on stdout, ``{"fid": ..., "is_mean": ..., "is_std": ...,
-"protocol": {...}}``; everything else goes to stderr. ``trainer.devices=K`` runs K processes
+"protocol": {...}}`` from InceptionV3, and for MNIST-shaped checkpoints ``"mnist": {...,
+"protocol": {...}}`` from the shipped MNIST network (alone, offline, with ``metrics.fid=false
+metrics.isc=false``); everything else goes to stderr. ``trainer.devices=K`` runs K processes
 with the same result. Options: configs/evaluate.yaml; protocol: docs/metrics.md.
 """
 

@@ -9,8 +9,9 @@ digits, precision/recall, density/coverage, and the classes covered, KL(class hi
 uniform) and mean confidence. It also reports the fraction classified with probability > 0.9
 and the histogram of those confident samples, and the classes recognized with probability > 0.7
 among the 64 digits of the run's final sample grid (the SampleGrid callback's fixed noise).
-One JSON line per checkpoint goes to stdout; ``--write`` also puts a table in bench/RESULTS.md
-("Sample quality").
+For a class-conditional model it also reports ``class_accuracy``: the fraction of fakes the
+network assigns the class they were generated for, overall and per class. One JSON line per
+checkpoint goes to stdout; ``--write`` also puts a table in bench/RESULTS.md ("Sample quality").
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import gan_zoo
 from gan_zoo.callbacks import SampleGrid
 from gan_zoo.data import MNISTSubsetDataModule
 from gan_zoo.metrics import FidelityMetrics, mnist_net
-from gan_zoo.metrics.classes import class_histogram
+from gan_zoo.metrics.classes import class_histogram, conditional_accuracy
 from gan_zoo.metrics.mnist_net import MNISTClassifier
 from gan_zoo.metrics.protocol import count_label, metric_names, score_generator
 from gan_zoo.metrics.reference import prepare_reference
@@ -76,18 +77,34 @@ def grid_classes(net: MNISTClassifier, model: GAN, threshold: float = 0.7) -> in
     return len(set(classes[confidence > threshold].tolist()))
 
 
+@torch.no_grad()
+def requested_classes(net: MNISTClassifier, model: GAN, n: int, seed: int) -> dict[str, Any]:
+    """A conditional model's accuracy on ``n`` fakes, the classes requested in turn (0, 1, ...)."""
+    torch.manual_seed(seed)
+    labels = torch.arange(n) % model.num_classes
+    values = conditional_accuracy(net(model.sample(n, labels=labels)), labels)
+    return {
+        "class_accuracy": round(values["class_accuracy"], 4),
+        "per_class_accuracy": [round(a, 3) for a in values["per_class_accuracy"]],
+    }
+
+
 def score(metric: FidelityMetrics, path: str, num_samples: int, seed: int) -> dict[str, Any]:
     """The metrics' values under their protocol names, confident samples and grid classes."""
     model = gan_zoo.load_model(path)
 
-    def sample(z: torch.Tensor) -> torch.Tensor:  # (B, latent_dim) -> (B, 1, 28, 28)
-        return model.sample(z.shape[0], batch_size=z.shape[0], z=z)
+    def sample(z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        # (B, latent_dim), (B,) -> (B, 1, 28, 28)
+        return model.sample(z.shape[0], batch_size=z.shape[0], z=z, labels=labels)
 
-    values = score_generator(metric, sample, model.latent_dim, num_samples, seed, batch_size=500)
+    classes = model.num_classes
+    values = score_generator(metric, sample, model.latent_dim, num_samples, seed, 500, classes)
     named = metric_names(values, num_samples, num_samples, EXTRACTOR)
     row: dict[str, Any] = {name: round(value, 4) for name, value in named.items()}
     net = mnist_net.load_mnist_classifier()  # the shipped network, checked against its SHA-256
     row.update(confident(net, model, num_samples, seed), grid_classes=grid_classes(net, model))
+    if model.num_classes:
+        row.update(requested_classes(net, model, num_samples, seed))
     return row
 
 
@@ -113,6 +130,20 @@ def write_results(rows: list[dict[str, Any]], num_samples: int) -> None:
     for row in rows:
         cells = " | ".join(str(row[c]) for c in columns)
         lines.append(f"| `{row['checkpoint']}` | {cells} | {row['confident_histogram']} |")
+    conditional = [row for row in rows if "class_accuracy" in row]
+    if conditional:
+        lines += [
+            "",
+            "Conditional checkpoints: the requested class as the MNIST network reads "
+            f"it, {num_samples:,} fakes asking for each class in turn.",
+            "",
+            "| checkpoint | `class_accuracy` | per class (0-9) |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| `{row['checkpoint']}` | {row['class_accuracy']} | {row['per_class_accuracy']} |"
+            for row in conditional
+        ]
     section = "\n".join(lines) + "\n"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)

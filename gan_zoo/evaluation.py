@@ -1,10 +1,13 @@
-"""FID and IS of a checkpoint, on one or several processes; used by ``evaluate.py``.
+"""Sample-quality metrics of a checkpoint, on one or several processes; used by ``evaluate.py``.
 
+Two networks score the same fakes: InceptionV3 (FID, IS and, on request, KID, precision/recall,
+density/coverage) and, for MNIST-shaped checkpoints, the shipped MNIST network (Fréchet distance
+in its feature space, class coverage, and the same optional metrics), which needs no download.
 The model comes from :func:`gan_zoo.load_model` (weights only, no pickled code) and the real
 reference from the run config stored in the checkpoint, whose ``data`` node rebuilds the data
 module. With ``trainer.devices=K`` (K > 1) Lightning Fabric spawns K processes (gloo on CPU,
-NCCL on GPUs); each generates ``num_samples / K`` fakes and the statistics are summed, so the
-result equals the 1-process one (docs/metrics.md).
+NCCL on GPUs); each generates ``num_samples / K`` fakes and the statistics are summed or
+gathered, so the result equals the 1-process one (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -25,23 +28,40 @@ from gan_zoo.errors import ConfigError, check
 from gan_zoo.metrics import distributed
 from gan_zoo.metrics.fidelity import FidelityMetrics
 from gan_zoo.metrics.inception import InceptionWeightsError
-from gan_zoo.metrics.protocol import protocol, sampled_from, score_generator
+from gan_zoo.metrics.mnist_net import EXTRACTOR_NAME as MNIST
+from gan_zoo.metrics.mnist_net import INPUT_SHAPE as MNIST_SHAPE
+from gan_zoo.metrics.protocol import metric_names, protocol, sampled_from, score_generator
 from gan_zoo.metrics.reference import prepare_reference, train_set
 from gan_zoo.validation import PositiveInt, Seed, StrictBool, validate_settings
 
-# The way out of a weights error, in evaluate.py's keys: it has no switch that avoids InceptionV3
-# (metrics.fid and metrics.isc both need it, and at least one must be on).
+# The way out of a weights error, in evaluate.py's keys: every InceptionV3 metric needs the file.
 EVALUATE_FIX = "set metrics.inception_weights=PATH (evaluate.py needs InceptionV3 for FID and IS)"
+# On MNIST-shaped data the MNIST network's metrics need no download.
+EVALUATE_FIX_MNIST = (
+    "set metrics.inception_weights=PATH, or turn the InceptionV3 metrics off "
+    "(metrics.fid=false metrics.isc=false) for the MNIST network's metrics alone"
+)
+# FidelityMetrics.compute() keys reported at the top level of the JSON when switched on.
+INCEPTION_KEYS = ("fid", "is_mean", "is_std")
+FEATURE_SET_KEYS = ("kid_mean", "kid_std", "precision", "recall", "density", "coverage")
 
 
 class EvaluateSettings(BaseModel):
-    """``metrics`` of ``configs/evaluate.yaml``; ``num_real`` and ``isc_splits`` are bounded by
-    ``num_samples`` and the data in :func:`_score`, where those meet."""
+    """``metrics`` of ``configs/evaluate.yaml``; every rule about them is here, and those that
+    need the data (``mnist``, something to compute) in :meth:`networks`. ``num_real`` is bounded
+    by the training set where the reference is built."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     fid: StrictBool = True
     isc: StrictBool = True
+    kid: StrictBool = False
+    precision_recall: StrictBool = False
+    density_coverage: StrictBool = False
+    mnist: StrictBool | Literal["auto"] = "auto"
+    mnist_kid: StrictBool = False
+    mnist_precision_recall: StrictBool = False
+    mnist_density_coverage: StrictBool = False
     num_samples: Annotated[int, Strict(), at.Ge(2)] = 50000
     num_real: Annotated[int, Strict(), at.Ge(2)] | Literal["auto"] = "auto"
     isc_splits: PositiveInt = 10
@@ -50,17 +70,43 @@ class EvaluateSettings(BaseModel):
     inception_weights: str | None = None
     cache_dir: str = "~/.cache/gan_zoo"
 
+    @property
+    def inception(self) -> bool:
+        """Whether any InceptionV3 metric is on."""
+        return self.fid or self.isc or self.kid or self.precision_recall or self.density_coverage
+
+    def networks(self, shape: tuple[int, ...]) -> tuple[bool, bool]:
+        """``(InceptionV3, MNIST network)``: which score a checkpoint whose samples are ``shape``.
+
+        ``mnist: auto`` is on for ``(1, 28, 28)`` data; ``true`` on other data is refused, and
+        so is a choice that computes nothing.
+        """
+        mnist_data = shape == MNIST_SHAPE
+        if self.mnist is True:
+            valid = f"false or 'auto' for samples of shape {shape} (the MNIST network reads "
+            check(mnist_data, "metrics.mnist", True, valid + f"{MNIST_SHAPE} digits)")
+        mnist = mnist_data if self.mnist == "auto" else self.mnist
+        self.check_something(mnist)
+        return self.inception, mnist
+
+    def check_something(self, mnist: bool) -> None:
+        """Refuse settings that compute nothing, with the MNIST network on or off."""
+        others = "metrics.isc, kid, precision_recall or density_coverage"
+        valid = f"true, or another metric on ({others}; or metrics.mnist on MNIST-shaped data)"
+        check(self.inception or mnist, "metrics.fid", self.fid, valid + ": nothing to compute")
+
 
 def check_settings(metrics: dict[str, Any]) -> EvaluateSettings:
     """Refuse bad ``metrics.*`` values before any process starts."""
     settings = validate_settings(EvaluateSettings, metrics, "metrics")
-    check(settings.fid or settings.isc, "metrics.fid", settings.fid, "true, or metrics.isc=true")
     check(
-        settings.isc_splits <= settings.num_samples,
+        not settings.isc or settings.isc_splits <= settings.num_samples,
         "metrics.isc_splits",
         settings.isc_splits,
         f"at most metrics.num_samples ({settings.num_samples})",
     )
+    if settings.mnist is False:  # then known before the checkpoint's data is read
+        settings.check_something(mnist=False)
     return settings
 
 
@@ -76,13 +122,24 @@ def _run_config(ckpt_path: str, data_overrides: dict[str, Any]) -> dict[str, Any
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """``{"fid", "is_mean", "is_std", "protocol"}`` of ``cfg.ckpt_path`` (configs/evaluate.yaml)."""
-    metrics: dict[str, Any] = OmegaConf.to_container(cfg.metrics, resolve=True)  # type: ignore
-    metrics = check_settings(metrics).model_dump()
+    """The metrics of ``cfg.ckpt_path`` (configs/evaluate.yaml): ``{"fid", "is_mean", "is_std",
+    "protocol"}`` (plus the optional InceptionV3 metrics) when InceptionV3 runs, and ``"mnist":
+    {<protocol-stating names>: ..., "protocol": ...}`` when the MNIST network does."""
+    settings = check_settings(OmegaConf.to_container(cfg.metrics, resolve=True))  # type: ignore[arg-type]
     data_cfg = _run_config(cfg.ckpt_path, OmegaConf.to_container(cfg.data, resolve=True))  # type: ignore[arg-type]
     devices = cfg.trainer.devices
     check(isinstance(devices, int) and devices >= 1, "trainer.devices", devices, "an integer >= 1")
     datamodule = instantiate(data_cfg)
+    shape = tuple(getattr(datamodule, "sample_shape", ()))
+    check(
+        len(shape) == 3 and shape[0] in (1, 3),
+        "ckpt_path",
+        cfg.ckpt_path,
+        f"a checkpoint of an image GAN (1 or 3 channels); its data has shape {shape}",
+    )
+    inception, mnist = settings.networks(shape)
+    metrics = {**settings.model_dump(), "inception": inception, "mnist": mnist}
+    metrics["fix"] = EVALUATE_FIX_MNIST if shape == MNIST_SHAPE else EVALUATE_FIX
     datamodule.prepare_data()  # downloads once, in this process, before any worker starts
     fabric = Fabric(
         accelerator=cfg.trainer.accelerator,
@@ -108,7 +165,8 @@ def _worker(
             return {"error": str(err)}
 
 
-def _load_metric(metrics: dict[str, Any]) -> FidelityMetrics:
+def _load_metric(metrics: dict[str, Any], fix: str = EVALUATE_FIX) -> FidelityMetrics:
+    """The InceptionV3 metrics that ``metrics`` switches on."""
     try:
         return FidelityMetrics(
             fid=metrics["fid"],
@@ -116,9 +174,26 @@ def _load_metric(metrics: dict[str, Any]) -> FidelityMetrics:
             inception_weights=metrics["inception_weights"],
             isc_splits=metrics["isc_splits"],
             batch_size=metrics["batch_size"],
+            kid=metrics.get("kid", False),
+            precision_recall=metrics.get("precision_recall", False),
+            density_coverage=metrics.get("density_coverage", False),
         )
     except InceptionWeightsError as err:
-        raise err.with_fix(EVALUATE_FIX) from None
+        raise err.with_fix(fix) from None
+
+
+def _load_mnist_metric(metrics: dict[str, Any]) -> FidelityMetrics:
+    """The MNIST network's metrics: Fréchet distance and classes, the others on request."""
+    return FidelityMetrics(
+        fid=True,
+        isc=False,
+        batch_size=metrics["batch_size"],
+        extractor=MNIST,
+        classes=True,
+        kid=metrics["mnist_kid"],
+        precision_recall=metrics["mnist_precision_recall"],
+        density_coverage=metrics["mnist_density_coverage"],
+    )
 
 
 def _score(
@@ -126,16 +201,29 @@ def _score(
 ) -> dict[str, Any]:
     model = distributed.run_everywhere(lambda: load_model(ckpt_path, map_location=fabric.device))
     datamodule = distributed.run_everywhere(lambda: instantiate(data_cfg))
-    shape = tuple(getattr(datamodule, "sample_shape", ()))
-    check(
-        len(shape) == 3 and shape[0] in (1, 3),
-        "ckpt_path",
-        ckpt_path,
-        f"a checkpoint of an image GAN (1 or 3 channels); its data has shape {shape}",
-    )
-    metric = distributed.run_everywhere(lambda: _load_metric(metrics).to(fabric.device))
+    result: dict[str, Any] = {}
+    if metrics["inception"]:
+        metric = distributed.run_everywhere(
+            lambda: _load_metric(metrics, metrics["fix"]).to(fabric.device)
+        )
+        values, proto = _score_with(metric, model, datamodule, metrics)
+        result.update({key: values.get(key) for key in INCEPTION_KEYS})
+        result.update({key: values[key] for key in FEATURE_SET_KEYS if key in values})
+        result["protocol"] = {**proto, "devices": fabric.world_size}
+    if metrics["mnist"]:
+        metric = distributed.run_everywhere(lambda: _load_mnist_metric(metrics).to(fabric.device))
+        values, proto = _score_with(metric, model, datamodule, metrics)
+        named = metric_names(values, metrics["num_samples"], proto.get("real_n", 0), MNIST)
+        result["mnist"] = {**named, "protocol": {**proto, "devices": fabric.world_size}}
+    return result
+
+
+def _score_with(
+    metric: FidelityMetrics, model: Any, datamodule: Any, metrics: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Collective: ``metric``'s values on the checkpoint's fakes, and their protocol."""
     num, num_real, reference = metrics["num_samples"], None, None
-    if metric.fid:
+    if metric.needs_real:
         size = len(distributed.run_everywhere(lambda: train_set(datamodule)))  # type: ignore[arg-type]
         num_real = min(num, size) if metrics["num_real"] == "auto" else metrics["num_real"]
         reference = prepare_reference(
@@ -143,17 +231,11 @@ def _score(
         )
     values = score_generator(
         metric,
-        lambda z: model.sample(z.shape[0], batch_size=z.shape[0], z=z),
+        lambda z, labels=None: model.sample(z.shape[0], batch_size=z.shape[0], z=z, labels=labels),
         model.latent_dim,
         num,
         metrics["seed"],
         metrics["batch_size"],
+        num_classes=getattr(model, "num_classes", 0),
     )
-    proto = protocol(metric, num, metrics["seed"], reference, num_real, sampled_from(model))
-    proto["devices"] = fabric.world_size
-    return {
-        "fid": values.get("fid"),
-        "is_mean": values.get("is_mean"),
-        "is_std": values.get("is_std"),
-        "protocol": proto,
-    }
+    return values, protocol(metric, num, metrics["seed"], reference, num_real, sampled_from(model))

@@ -1,9 +1,12 @@
-"""FID and IS during training, every N generator steps and at the end, from one Inception pass.
+"""Sample-quality metrics during training, every N generator steps and at the end, one pass each.
 
-``callbacks.fidelity`` (:class:`FidelityCallback`) is on by default, with a switch per metric
-(``fid``, ``isc``); both come from one InceptionV3 pass per fake. Fakes come only from
+:class:`FidelityCallback` wraps :class:`~gan_zoo.metrics.FidelityMetrics`. Two entries of
+``configs/callbacks/default.yaml`` use it: ``callbacks.fidelity`` (FID and IS from one
+InceptionV3 pass) and ``callbacks.mnist_metrics`` (the shipped MNIST network: Fréchet distance in
+its feature space and class coverage), with a switch per metric (``fid``, ``isc``, ``kid``,
+``precision_recall``, ``density_coverage``, ``classes``). Fakes come only from
 ``pl_module.sample(z=...)``, so they use the EMA generator whenever the model samples from it.
-Non-image data turns it off. Protocol and cache: docs/metrics.md.
+Data that the network cannot read turns the entry off. Protocol and cache: docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from pydantic import Strict
 from gan_zoo.errors import check
 from gan_zoo.metrics import distributed
 from gan_zoo.metrics.fidelity import FidelityMetrics
+from gan_zoo.metrics.inception import EXTRACTOR_NAME as INCEPTION
 from gan_zoo.metrics.inception import InceptionWeightsError
+from gan_zoo.metrics.mnist_net import EXTRACTOR_NAME as MNIST
+from gan_zoo.metrics.mnist_net import INPUT_SHAPE as MNIST_SHAPE
 from gan_zoo.metrics.protocol import (
-    fid_name,
     for_names,
-    is_name,
+    metric_names,
     protocol,
     sampled_from,
     score_generator,
@@ -48,6 +53,37 @@ AUTO = {
 TRAIN_FIX = (
     "set metrics.inception_weights=PATH, or turn the metrics off with callbacks.fidelity=null"
 )
+# The entries of configs/callbacks/default.yaml that use each network: the keys that errors found
+# once the data is known (at setup, after train.py has prefixed constructor errors) name.
+CONFIG_KEYS = {INCEPTION: "callbacks.fidelity", MNIST: "callbacks.mnist_metrics"}
+LABELS = {INCEPTION: "FID/IS", MNIST: "MNIST metrics"}  # how log lines name each entry
+
+
+def readable_by(extractor: str, shape: tuple[int, ...]) -> str | None:
+    """None when ``extractor`` reads samples of ``shape``, else what it reads, in words.
+
+    >>> readable_by("mnist-cnn", (1, 28, 28)), readable_by("mnist-cnn", (3, 32, 32))
+    (None, '(1, 28, 28) digits')
+    """
+    if extractor == MNIST:
+        return None if shape == MNIST_SHAPE else f"{MNIST_SHAPE} digits"
+    return None if len(shape) == 3 and shape[0] in (1, 3) else "1- or 3-channel images"
+
+
+def log_metric_protocols(trainer: pl.Trainer) -> None:
+    """Log the protocol of every metric name any callback logged, as one ``metric_protocol``.
+
+    Loggers replace a hyperparameter rather than merge it, so each metric callback logs the
+    union of all their ``logged_protocol``s: the last writer keeps every name.
+    """
+    merged: dict[str, Any] = {}
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        merged.update(getattr(callback, "logged_protocol", None) or {})
+    described = {"metric_protocol": merged}
+    for logger in trainer.loggers:
+        logger.log_hyperparams(described)
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(described)
 
 
 def _datamodule(trainer: pl.Trainer) -> Any:
@@ -58,30 +94,34 @@ AtLeastTwo = Annotated[int, Strict(), at.Ge(2)]
 
 
 class FidelityCallback(pl.Callback):
-    """FID (Heusel et al. 2017) and IS (Salimans et al. 2016) of the generator during training.
+    """FID (Heusel et al. 2017), IS (Salimans et al. 2016), KID (Bińkowski et al. 2018),
+    precision/recall (Kynkäänniemi et al. 2019), density/coverage (Naeem et al. 2020) and class
+    coverage (VEEGAN, Srivastava et al. 2017) of the generator during training.
 
     Every ``every_n_steps`` generator steps and at the end of training, ``num_samples`` fakes
-    (split evenly over DDP ranks) go through one InceptionV3 pass; FID compares them with
-    ``num_real`` training images, IS splits them into ``splits`` groups. Logged under names that
-    state the protocol: ``val/fid_10k_train`` (``val/fid_<fakes>_train_<real>`` when the counts
-    differ), ``val/is_10k`` and ``val/is_10k_std``.
+    (split over DDP ranks) go through one pass of the ``extractor`` network; metrics against real
+    data use ``num_real`` training images (computed once, cached). Logged under names stating the
+    protocol (``gan_zoo.metrics.metric_names``): ``val/fid_10k_train``, ``val/is_10k``,
+    ``val/is_10k_std``, ``val/fd_mnist_2k_train``, ``val/classes_mnist_2k``, ...
 
     Args:
-        fid: compute FID.
-        isc: compute the Inception Score.
+        fid: Fréchet distance of the features (FID with InceptionV3, ``fd_mnist`` with mnist-cnn).
+        isc: the Inception Score (InceptionV3 only).
         every_n_steps: generator steps between evaluations (0: only at the end); ``auto`` is
             1000 on an accelerator and 0 on CPU.
         num_samples: fakes per evaluation; ``auto`` is 10,000 on an accelerator and 128 on CPU.
-        num_real: training images in FID's reference; ``auto`` is min(num_samples, train set).
+        num_real: training images in the real reference; ``auto`` is min(num_samples, train set).
         splits: IS splits (torch-fidelity's and the paper's 10).
         seed: seed of the fakes' noise, the same at every evaluation.
-        batch_size: fakes per generator and InceptionV3 batch.
-        inception_weights: local torch-fidelity InceptionV3 weights; null uses the torch hub
-            cache and downloads the official file once. Without weights: one warning, no metrics.
-        cache_dir: FID's real statistics are cached under ``<cache_dir>/fid_stats/``.
+        batch_size: fakes per generator and network batch.
+        inception_weights: local torch-fidelity InceptionV3 weights; null: the torch hub cache,
+            downloading the official file once. Without weights: one warning, no metrics.
+        cache_dir: the real reference is cached under ``<cache_dir>/fid_stats/``.
+        extractor: ``inception-v3-compat`` (1- or 3-channel images of any size) or ``mnist-cnn``
+            (``(1, 28, 28)`` digits). Other data turns the callback off, with one info line.
+        kid, precision_recall, density_coverage: those metrics, in the extractor's features.
+        classes: classes covered, KL(class histogram || uniform), mean confidence (mnist-cnn).
     """
-
-    config_key = "callbacks.fidelity"
 
     @validated
     def __init__(
@@ -96,46 +136,72 @@ class FidelityCallback(pl.Callback):
         batch_size: PositiveInt = 64,
         inception_weights: str | None = None,
         cache_dir: str = "~/.cache/gan_zoo",
+        extractor: Literal["inception-v3-compat", "mnist-cnn"] = "inception-v3-compat",
+        kid: StrictBool = False,
+        precision_recall: StrictBool = False,
+        density_coverage: StrictBool = False,
+        classes: StrictBool = False,
     ) -> None:
-        self.fid, self.isc = fid, isc
-        self.every_n_steps, self.num_samples, self.num_real_setting = (
-            every_n_steps,
-            num_samples,
-            num_real,
-        )
+        # IS reads InceptionV3's logits and the class metrics the MNIST network's (the rule
+        # FidelityMetrics applies too), refused here so train.py fails before training.
+        valid = f"false with extractor={extractor} (IS needs inception-v3-compat)"
+        check(not isc or extractor == INCEPTION, "isc", isc, valid)
+        valid = f"false with extractor={extractor} (class metrics need mnist-cnn)"
+        check(not classes or extractor == MNIST, "classes", classes, valid)
+        self.fid, self.isc, self.kid, self.classes = fid, isc, kid, classes
+        self.precision_recall, self.density_coverage = precision_recall, density_coverage
+        self.extractor = extractor
+        self.every_n_steps, self.num_samples = every_n_steps, num_samples
+        self.num_real_setting = num_real
         self.splits, self.seed, self.batch_size = splits, seed, batch_size
         self.inception_weights = inception_weights
         self.cache_dir = str(Path(cache_dir).expanduser())
+        self.config_key, self.label = CONFIG_KEYS[extractor], LABELS[extractor]
         # "auto" resolved for the device at setup; the settings above stay as configured.
         self.interval, self.count = 0, 0
         self.num_real: int | None = None
         self.metric: FidelityMetrics | None = None
         self.reference: Reference | None = None
         self.last_values: dict[str, float] = {}
-        self._protocol_logged = False
+        self.logged_protocol: dict[str, Any] = {}
 
-    # ------------------------------------------------------------------ set-up
+    @property
+    def switches(self) -> dict[str, bool]:
+        """The metric switches, as FidelityMetrics takes them."""
+        return dict(fid=self.fid, isc=self.isc, kid=self.kid, classes=self.classes,
+                    precision_recall=self.precision_recall,
+                    density_coverage=self.density_coverage)  # fmt: skip
+
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or self.metric is not None or not (self.fid or self.isc):
+        if stage != "fit" or self.metric is not None:
+            return
+        if not any(self.switches.values()):
+            rank_zero_info(f"{self.label} off: every metric switch of {self.config_key} is false")
             return
         shape = tuple(getattr(_datamodule(trainer), "sample_shape", ()) or ())
-        if len(shape) != 3 or shape[0] not in (1, 3):
-            rank_zero_info(f"FID/IS off: data of shape {shape} are not 1- or 3-channel images")
+        reads = readable_by(self.extractor, shape)
+        if reads is not None:
+            rank_zero_info(
+                f"{self.label} off: {self.extractor} reads {reads}, the data's samples are {shape}"
+            )
             return
         self._resolve(trainer)
+        # Building a network draws its initial layer weights from the global RNG before loading
+        # the real ones: without the fork, turning a metric on would change every training step.
         try:  # every rank loads, and all agree, so no rank is left alone in a later collective
-            self.metric = distributed.run_everywhere(self._load)
+            with torch.random.fork_rng(devices=[]):
+                self.metric = distributed.run_everywhere(self._load)
         except distributed.FidelityError as err:
-            rank_zero_warn(f"FID/IS turned off, training goes on: {err}")
+            rank_zero_warn(f"{self.label} turned off, training goes on: {err}")
 
     def _load(self) -> FidelityMetrics:
         try:
             return FidelityMetrics(
-                fid=self.fid,
-                isc=self.isc,
                 inception_weights=self.inception_weights,
                 isc_splits=self.splits,
                 batch_size=self.batch_size,
+                extractor=self.extractor,
+                **self.switches,
             )
         except InceptionWeightsError as err:
             raise err.with_fix(TRAIN_FIX) from None
@@ -149,17 +215,15 @@ class FidelityCallback(pl.Callback):
         if self.isc:
             valid = f"at most num_samples ({self.count}) so that no split is empty"
             check(self.splits <= self.count, f"{self.config_key}.splits", self.splits, valid)
-        if self.fid:
-            size = len(train_set(_datamodule(trainer)))  # type: ignore[arg-type]
-            if self.num_real_setting == "auto":
-                self.num_real = min(self.count, size)
-            else:
-                key, value = f"{self.config_key}.num_real", self.num_real_setting
-                valid = f"'auto' or at most the training set size ({size})"
-                check(int(value) <= size, key, value, valid)
-                self.num_real = int(value)
+        size = len(train_set(_datamodule(trainer)))  # type: ignore[arg-type]
+        if self.num_real_setting == "auto":
+            self.num_real = min(self.count, size)
+        else:
+            key, value = f"{self.config_key}.num_real", self.num_real_setting
+            valid = f"'auto' or at most the training set size ({size})"
+            check(int(value) <= size, key, value, valid)
+            self.num_real = int(value)
 
-    # ------------------------------------------------------------------ schedule
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
         if self.metric is not None and self._due(trainer.global_step):
             self._evaluate(trainer, pl_module)
@@ -172,7 +236,6 @@ class FidelityCallback(pl.Callback):
     def _due(self, step: int) -> bool:
         return bool(self.interval and step and step % self.interval == 0)
 
-    # ------------------------------------------------------------------ evaluation
     def _evaluate(self, trainer: pl.Trainer, pl_module: Any) -> None:
         assert self.metric is not None
         step = trainer.global_step
@@ -186,37 +249,38 @@ class FidelityCallback(pl.Callback):
             try:
                 values = self._compute(trainer, pl_module, metric)
             except distributed.FidelityError as err:
-                rank_zero_warn(f"FID/IS at generator step {step} skipped: {err}")
+                rank_zero_warn(f"{self.label} at generator step {step} skipped: {err}")
                 return
-        rank_zero_info(f"FID/IS at generator step {step} took {time.perf_counter() - start:.1f} s")
+        seconds = time.perf_counter() - start
+        rank_zero_info(f"{self.label} at generator step {step} took {seconds:.1f} s")
         self._log(trainer, values, sampled_from(pl_module))
 
     def _compute(
         self, trainer: pl.Trainer, pl_module: Any, metric: FidelityMetrics
     ) -> dict[str, float]:
-        if metric.fid and self.reference is None:
+        if metric.needs_real and self.reference is None:
             assert self.num_real is not None
             self.reference = prepare_reference(
                 metric, _datamodule(trainer), self.num_real, self.cache_dir, self.batch_size
             )
         return score_generator(
             metric,
-            lambda z: pl_module.sample(z.shape[0], batch_size=z.shape[0], z=z),
+            lambda z, labels=None: pl_module.sample(
+                z.shape[0], batch_size=z.shape[0], z=z, labels=labels
+            ),
             pl_module.latent_dim,
             self.count,
             self.seed,
             self.batch_size,
+            num_classes=getattr(pl_module, "num_classes", 0),
         )
 
     def metric_names(self, values: dict[str, float]) -> dict[str, float]:
-        """``val/fid_10k_train``, ``val/is_10k`` and ``val/is_10k_std`` from computed values."""
-        named = {}
-        if "fid" in values:
-            named[f"val/{fid_name(self.count, self.num_real or 0)}"] = values["fid"]
-        if "is_mean" in values:
-            name = is_name(self.count)
-            named[f"val/{name}"], named[f"val/{name}_std"] = values["is_mean"], values["is_std"]
-        return named
+        """``compute()``'s values as logged: ``val/fid_10k_train``, ``val/is_10k``, ...,
+        ``val/fd_mnist_2k_train``, ``val/classes_mnist_2k`` (``gan_zoo.metrics.metric_names``)."""
+        num_real = self.num_real or self.count
+        named = metric_names(values, self.count, num_real, self.extractor)
+        return {f"val/{name}": value for name, value in named.items()}
 
     def _log(self, trainer: pl.Trainer, values: dict[str, float], generator: str) -> None:
         named = self.metric_names(values)
@@ -229,14 +293,9 @@ class FidelityCallback(pl.Callback):
         )
         for logger in trainer.loggers:
             logger.log_metrics(named, step=trainer.global_step)
-        if not self._protocol_logged:
-            self._protocol_logged = True
+        if not self.logged_protocol:
             assert self.metric is not None
-            proto = protocol(
-                self.metric, self.count, self.seed, self.reference, self.num_real, generator
-            )
-            described = {"metric_protocol": for_names(proto, named)}
-            for logger in trainer.loggers:
-                logger.log_hyperparams(described)
-                if isinstance(logger, WandbLogger):
-                    logger.experiment.summary.update(described)
+            real = (self.reference, self.num_real if self.reference is not None else None)
+            proto = protocol(self.metric, self.count, self.seed, *real, generator)
+            self.logged_protocol = for_names(proto, named)
+            log_metric_protocols(trainer)

@@ -20,7 +20,6 @@ cores), far below the papers' budgets (see docs/mode_coverage.md).
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing
 import os
 import time
@@ -30,13 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 from hydra import compose, initialize_config_dir
-from torch import Tensor
 
 from gan_zoo.cli import CONFIG_DIR
 from gan_zoo.data import Toy2DDataModule
 from gan_zoo.experiments import common
+from gan_zoo.metrics.mode_coverage import mode_statistics
 from gan_zoo.plotting import new_figure
 from gan_zoo.training import build
 
@@ -63,36 +61,6 @@ COLUMNS = (
     "generator_steps",
     "seconds",
 )
-
-
-def mode_statistics(
-    samples: Tensor, modes: Tensor, std: float, num_std: float = 3.0, min_count: int = 20
-) -> dict[str, Any]:
-    """PacGAN's metrics for ``(N, D)`` samples of a mixture with ``(K, D)`` modes of std ``std``.
-
-    Returns ``modes_covered`` (modes holding >= ``min_count`` high-quality samples),
-    ``high_quality_pct`` (share of samples within ``num_std * std`` of their nearest mode, in %),
-    ``reverse_kl`` (``KL(h || uniform) = sum_k h_k log(K h_k)`` of the high-quality histogram
-    ``h``; with no high-quality sample at all we report ``log K``, its value for a total collapse
-    onto one mode) and ``counts`` ``(K,)``.
-    """
-    distances = torch.cdist(samples.double(), modes.double())  # (N, K)
-    nearest_distance, nearest = distances.min(dim=1)
-    good = nearest_distance <= num_std * std  # (N,)
-    counts = torch.bincount(nearest[good], minlength=len(modes))  # (K,)
-    total = int(counts.sum())
-    if total:
-        hist = counts.double() / total
-        reverse_kl = float(torch.xlogy(hist, hist * len(modes)).sum())
-    else:
-        reverse_kl = math.log(len(modes))
-    return {
-        "modes_covered": int((counts >= min_count).sum()),
-        "num_modes": len(modes),
-        "high_quality_pct": 100.0 * total / len(samples),
-        "reverse_kl": reverse_kl,
-        "counts": counts,
-    }
 
 
 def overrides_for(args: argparse.Namespace, variant: str, dataset: str) -> list[str]:

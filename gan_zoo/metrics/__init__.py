@@ -3,8 +3,10 @@ and name their protocol.
 
 ``FidelityMetrics`` is the torchmetrics-style entry point: FID, IS, KID, precision/recall,
 density/coverage, and, with the shipped MNIST network (``extractor="mnist-cnn"``), the Fréchet
-distance ``fd_mnist`` and class coverage. ``gan_zoo.callbacks.FIDCallback`` / ``ISCallback`` run
-it during training and ``evaluate.py`` on a checkpoint. See docs/metrics.md.
+distance ``fd_mnist`` and class coverage. ``gan_zoo.callbacks.FidelityCallback`` runs it during
+training (``callbacks.fidelity``, ``callbacks.mnist_metrics``) and ``evaluate.py`` on a checkpoint.
+``mode_statistics`` is PacGAN's mode coverage of toy mixtures (``ModeCoverageCallback``). See
+docs/metrics.md.
 """
 
 from gan_zoo.metrics.classes import class_metrics
@@ -21,6 +23,7 @@ from gan_zoo.metrics.functional import (
 )
 from gan_zoo.metrics.inception import InceptionWeightsError, write_random_weights
 from gan_zoo.metrics.mnist_net import MNISTClassifier, MNISTWeightsError, load_mnist_classifier
+from gan_zoo.metrics.mode_coverage import mode_metric_names, mode_statistics
 from gan_zoo.metrics.protocol import metric_name, metric_names
 
 __all__ = [
@@ -41,6 +44,8 @@ __all__ = [
     "load_mnist_classifier",
     "metric_name",
     "metric_names",
+    "mode_metric_names",
+    "mode_statistics",
     "precision_recall",
     "to_uint8",
     "to_uint8_rgb",

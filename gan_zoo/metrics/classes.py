@@ -18,6 +18,9 @@ balance, ``log 10 = 2.30`` is total collapse onto one class.
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch import Tensor
 
 
@@ -47,3 +50,31 @@ def class_metrics(logits: Tensor) -> dict[str, float]:
 def class_histogram(logits: Tensor) -> list[int]:
     """How many of the ``(N, K)`` logits' rows each class wins (argmax), as a list of ``K``."""
     return logits.argmax(dim=1).bincount(minlength=logits.shape[1]).tolist()
+
+
+def conditional_accuracy(logits: Tensor, labels: Tensor) -> dict[str, Any]:
+    """How often a conditional generator made the class it was asked for.
+
+    ``logits`` ``(N, K)`` are a classifier's (trained on real data) for samples generated with
+    ``labels`` ``(N,)``. Returns ``class_accuracy`` (the fraction whose argmax is the requested
+    class) and ``per_class_accuracy``, a list of ``K`` (NaN for a class never requested): the
+    "classification accuracy" of conditional GAN papers (e.g. AC-GAN's ImageNet accuracy,
+    Odena et al. 2017, Sec. 4.1, judged by an Inception network; here the MNIST network).
+
+    >>> import torch
+    >>> logits = torch.tensor([[3.0, 0.0], [0.0, 3.0], [3.0, 0.0], [0.0, 3.0]])
+    >>> values = conditional_accuracy(logits, torch.tensor([0, 1, 1, 1]))
+    >>> values["class_accuracy"], values["per_class_accuracy"]
+    (0.75, [1.0, 0.6666666666666666])
+    """
+    if logits.ndim != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(
+            f"conditional accuracy needs logits (N, K) and labels (N,), got "
+            f"{tuple(logits.shape)} and {tuple(labels.shape)}"
+        )
+    num_classes = logits.shape[1]
+    correct = (logits.argmax(dim=1) == labels).double()
+    hits = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, labels, correct)
+    asked = labels.bincount(minlength=num_classes).double()
+    per_class = torch.where(asked > 0, hits / asked.clamp_min(1), torch.nan)
+    return {"class_accuracy": correct.mean().item(), "per_class_accuracy": per_class.tolist()}

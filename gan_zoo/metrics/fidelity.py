@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from gan_zoo.errors import ConfigValueError, check
 from gan_zoo.metrics import distributed, feature_sets
-from gan_zoo.metrics.classes import class_metrics
+from gan_zoo.metrics.classes import class_metrics, conditional_accuracy
 from gan_zoo.metrics.extractors import EXTRACTORS, FeatureExtractor, load_feature_extractor
 from gan_zoo.metrics.functional import (
     FeatureStatistics,
@@ -145,10 +145,16 @@ class FidelityMetrics(nn.Module):
         self._real_rows: list[Tensor] = []
         self._fake_rows: list[Tensor] = []
         self._logits: list[Tensor] = []
+        self._requested: list[Tensor] = []
 
     @torch.no_grad()
-    def update(self, images: Tensor, real: bool) -> None:
-        """Add ``(N, C, H, W)`` images to the real or the generated set."""
+    def update(self, images: Tensor, real: bool, labels: Tensor | None = None) -> None:
+        """Add ``(N, C, H, W)`` images to the real or the generated set.
+
+        ``labels`` ``(N,)``: the classes a conditional generator was asked for; with ``classes``
+        on, ``compute`` then also reports ``class_accuracy``, the fraction the network reads as
+        the class asked for.
+        """
         pixels = to_uint8(images)
         if real and not self.needs_real:
             raise ConfigValueError(
@@ -168,6 +174,10 @@ class FidelityMetrics(nn.Module):
                 (self._real_rows if real else self._fake_rows).append(features.float().cpu())
             if logits is not None and not real:
                 self._logits.append(logits.float().cpu())
+        if labels is not None and self.classes and not real:
+            if labels.shape != pixels.shape[:1]:
+                raise ConfigValueError("labels", tuple(labels.shape), f"({pixels.shape[0]},)")
+            self._requested.append(labels.long().cpu())
 
     def compute(self) -> dict[str, float]:
         """The enabled metrics over every rank's images (a collective under DDP)."""
@@ -188,6 +198,12 @@ class FidelityMetrics(nn.Module):
                 results["is_mean"], results["is_std"] = inception_score(logits, self.isc_splits)
             if self.classes:
                 results.update(class_metrics(logits))
+                requested = distributed.all_cat(
+                    torch.cat(self._requested) if self._requested else torch.zeros(0).long()
+                )
+                if len(requested) == len(logits):  # every fake's class known: a conditional G
+                    accuracy = conditional_accuracy(logits, requested)["class_accuracy"]
+                    results["class_accuracy"] = accuracy
         return results
 
     # ------------------------------------------------------------------ reference
@@ -241,7 +257,11 @@ class FidelityMetrics(nn.Module):
         if self.density_coverage:
             out["density_coverage"] = f"k={self.dc_neighborhood} (prdc)"
         if self.classes:
-            out["classes"] = "argmax class; covered = at least one sample; KL to uniform, nats"
+            out["classes"] = (
+                "argmax class; covered = at least one sample; KL to uniform, nats; "
+                "class_accuracy (conditional G): argmax == the class asked for, fake i asked "
+                "for class i % num_classes"
+            )
         return out
 
     # ------------------------------------------------------------------ internals

@@ -24,8 +24,9 @@ from gan_zoo.metrics.mnist_net import EXTRACTOR_NAME as MNIST
 from gan_zoo.metrics.reference import SPLIT, Reference
 
 NOISE_CHUNK = 1024
-# z (B, latent_dim) -> images (B, C, H, W) in [-1, 1], e.g. a GAN's ``sample(B, z=z)``.
-Sampler = Callable[[Tensor], Tensor]
+# z (B, latent_dim) -> images (B, C, H, W) in [-1, 1], e.g. a GAN's ``sample(B, z=z)``; for a
+# conditional GAN also the classes (B,): ``sample(B, z=z, labels=labels)``.
+Sampler = Callable[..., Tensor]
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
@@ -48,6 +49,16 @@ def fake_noise(seed: int, start: int, stop: int, latent_dim: int) -> Tensor:
     return torch.cat(rows)
 
 
+def fake_labels(start: int, stop: int, num_classes: int) -> Tensor:
+    """The classes a conditional generator is asked for at rows ``[start, stop)``: row ``i``
+    gets class ``i % num_classes``, so every class gets its share whoever draws the rows.
+
+    >>> fake_labels(8, 12, 10).tolist()
+    [8, 9, 0, 1]
+    """
+    return torch.arange(start, stop) % num_classes
+
+
 def add_fake_images(
     metric: FidelityMetrics,
     sample: Sampler,
@@ -55,8 +66,12 @@ def add_fake_images(
     num_samples: int,
     seed: int,
     batch_size: int,
+    num_classes: int = 0,
 ) -> None:
     """Rank-local: generate this rank's share of the fakes and feed it to ``metric``.
+
+    With ``num_classes > 0`` (a conditional generator) ``sample`` also gets each row's class
+    (:func:`fake_labels`), and ``metric`` the classes asked for.
 
     Batches start at the share's first row, so at a rank boundary an image can meet other
     neighbours in its generator and InceptionV3 batches than in a 1-process run: features then
@@ -64,7 +79,12 @@ def add_fake_images(
     """
     rank, world = distributed.rank_and_world()
     for rows in distributed.shard_batches(num_samples, batch_size, rank, world):
-        metric.update(sample(fake_noise(seed, rows.start, rows.stop, latent_dim)), real=False)
+        z = fake_noise(seed, rows.start, rows.stop, latent_dim)
+        if num_classes:
+            labels = fake_labels(rows.start, rows.stop, num_classes)
+            metric.update(sample(z, labels), real=False, labels=labels)
+        else:
+            metric.update(sample(z), real=False)
 
 
 def score_generator(
@@ -74,14 +94,20 @@ def score_generator(
     num_samples: int,
     seed: int,
     batch_size: int,
+    num_classes: int = 0,
 ) -> dict[str, float]:
     """Collective: FID/IS of ``num_samples`` fakes (over all ranks) against the metric's reference.
+
+    ``num_classes > 0``: a conditional generator, asked for each class in turn
+    (:func:`fake_labels`).
 
     A failure on any rank raises :class:`~gan_zoo.metrics.distributed.FidelityError` on all.
     """
     metric.reset()  # forgets earlier fakes; the reference stays
     distributed.run_everywhere(
-        lambda: add_fake_images(metric, sample, latent_dim, num_samples, seed, batch_size)
+        lambda: add_fake_images(
+            metric, sample, latent_dim, num_samples, seed, batch_size, num_classes
+        )
     )
     # compute's collectives are reached by every rank, and its errors follow from summed counts,
     # so they are the same on all ranks.
@@ -111,6 +137,7 @@ _STEMS: dict[str, tuple[str, str]] = {
     "classes_covered": ("classes", "classes"),
     "class_kl": ("class_kl", "class_kl"),
     "mean_confidence": ("confidence", "confidence"),
+    "class_accuracy": ("class_accuracy", "class_accuracy"),
 }
 # The metrics that compare the fakes with the real reference: their names state split and N.
 AGAINST_REAL = frozenset(

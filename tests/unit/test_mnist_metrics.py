@@ -115,3 +115,39 @@ def test_reference_cache_holds_the_features_the_feature_set_metrics_need(tmp_pat
     assert prepare_reference(again, data, 200, tmp_path).source == "cache"
     assert torch.equal(again.real_features(), features)
     assert prepare_reference(fd_only, data, 200, tmp_path).source == "cache"  # still serves FD
+
+
+class HeldOutDigits(torch.nn.Module):
+    """A perfect conditional "generator": for class ``y`` a held-out real digit of class ``y``
+    (cycling through them), in [-1, 1]; ``obey=False`` ignores the class asked for."""
+
+    def __init__(self, obey: bool) -> None:
+        super().__init__()
+        split = mnist_split()
+        self.images = split["held_out_images"].float() / 127.5 - 1
+        self.labels, self.obey, self.calls = split["held_out_labels"], obey, 0
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        wanted = labels if self.obey else (labels + 1) % 10
+        rows = [(self.labels == y).nonzero()[i % 5, 0] for i, y in enumerate(wanted.tolist())]
+        return self.images[torch.stack(rows)]
+
+
+@pytest.mark.parametrize("obey", [True, False])
+def test_class_accuracy_reads_the_class_a_conditional_generator_was_asked_for(obey: bool) -> None:
+    metric = FidelityMetrics(fid=False, isc=False, extractor=EXTRACTOR, classes=True)
+    generator = HeldOutDigits(obey)
+    values = score_generator(metric, generator, 8, 200, seed=0, batch_size=64, num_classes=10)
+    assert generator.calls == 4  # batches of 64: the labels went with every one
+    # The network's held-out accuracy is 0.99: it reads real digits as the class they are.
+    assert values["class_accuracy"] > 0.95 if obey else values["class_accuracy"] < 0.05
+    assert values["classes_covered"] == 10
+    named = metric_names(values, 200, 0, EXTRACTOR)
+    assert "class_accuracy_mnist_200" in named
+
+
+def test_an_unconditional_generator_has_no_class_accuracy() -> None:
+    metric = FidelityMetrics(fid=False, isc=False, extractor=EXTRACTOR, classes=True)
+    values = score(metric, STEPS[-1], 64, seed=0)
+    assert "class_accuracy" not in values and values["classes_covered"] >= 1
