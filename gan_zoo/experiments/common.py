@@ -103,9 +103,14 @@ def train_critic(
 
 @torch.no_grad()
 def divergence_estimates(model: GAN, real: Tensor, fake: Tensor) -> dict[str, float]:
-    """The variant's ``divergence_estimates`` on ``(N, *S)`` held-out samples, as floats."""
+    """The variant's ``divergence_estimates`` on ``(N, *S)`` held-out samples, as floats.
+
+    The inputs go along with the scores, as in the training loop, so that the Wasserstein
+    variants add ``w1_normalized`` (their dual divided by the critic's measured Lipschitz
+    constant, which needs input gradients and so the points themselves).
+    """
     with eval_mode(model.discriminator) as critic:
-        estimates = model.divergence_estimates(critic(real), critic(fake))
+        estimates = model.divergence_estimates(critic(real), critic(fake), real, fake)
     return {name: value.item() for name, value in estimates.items()}
 
 

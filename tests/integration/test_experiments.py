@@ -43,11 +43,35 @@ def test_gaussian_js_exact_values() -> None:
 def test_js_vs_w1_quick_run(tmp_path: Path) -> None:
     js_vs_w1.main(["--quick", "--out", str(tmp_path)])
     columns, rows = _read(tmp_path / "js_vs_w1.csv")
-    assert columns == ["separation", "js_estimate", "js_exact", "w1_estimate", "w1_exact"]
+    assert columns == ["separation", "js_estimate", "js_exact", "w1_exact"] + [
+        f"{variant}_{key}"
+        for variant in ("wgan_clip", "wgan_gp", "sngan")
+        for key in ("w1", "w1_normalized")
+    ]
     assert [float(r["separation"]) for r in rows] == [0.0, 5.0, 10.0]
     assert _finite(rows, tuple(columns))
     assert float(rows[-1]["js_exact"]) == pytest.approx(math.log(2.0), abs=1e-6)
+    # the normalized value is the raw one divided by a Lipschitz constant: same sign, and for
+    # the clipped critic (slope ~1e-3) on W1's scale where the raw value is not
+    for row in rows[1:]:
+        for variant in ("wgan_clip", "wgan_gp", "sngan"):
+            assert float(row[f"{variant}_w1_normalized"]) > 0 < float(row[f"{variant}_w1"])
+        assert float(row["wgan_clip_w1"]) < 0.05 < float(row["wgan_clip_w1_normalized"])
     assert (tmp_path / "js_vs_w1.png").stat().st_size > 10_000
+
+
+def test_js_vs_w1_target_names_every_miss() -> None:
+    def row(theta: float, **normalized: float) -> dict[str, float]:
+        exact = {f"{v}_w1_normalized": theta for v in js_vs_w1.W1_VARIANTS}
+        return {"separation": theta, "w1_exact": theta, **exact, **normalized}
+
+    rows = [
+        row(0.5, wgan_gp_w1_normalized=1.0),  # off by 100%, but below 1: not checked
+        row(1.0, wgan_clip_w1_normalized=1.11),  # +11%
+        row(4.0, sngan_w1_normalized=3.61),  # -9.75%: within
+        row(10.0, sngan_w1_normalized=8.9, wgan_gp_w1_normalized=10.9),  # -11%, +9%
+    ]
+    assert js_vs_w1.misses(rows) == ["wgan_clip@1", "sngan@10"]
 
 
 def test_js_vs_w1_lines_runs_as_a_module(tmp_path: Path) -> None:

@@ -23,9 +23,9 @@ from gan_zoo.callbacks.lipschitz import (
     reshaped_spectral_norms,
     weight_summary,
 )
-from gan_zoo.penalties import input_gradient_norms, interpolate
 from gan_zoo.models import NonSaturatingGAN, WGANClip, apply_spectral_norm
 from gan_zoo.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from gan_zoo.penalties import input_gradient_norms, interpolate
 
 
 class _Linear(nn.Module):
