@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import gan_zoo
 from gan_zoo.checkpointing import read_checkpoint
-from tests.helpers import FAST, MODELS
+from tests.helpers import CONFIG_DIR, FAST, MODELS
 
 EXPECTED_CLASS = {
     "minimax_gan": "MinimaxGAN",
@@ -101,11 +102,15 @@ def test_toy2d_names_select_the_data(name: str, run_cli, tmp_path: Path) -> None
     assert (tmp_path / "samples" / "final.png").stat().st_size > 1000  # a real scatter plot
 
 
+# sngan_projection is conditional on MNIST's and CIFAR-10's 10 classes; ring8 has 8 (below)
+UNCONDITIONAL = [m for m in MODELS if m != "sngan_projection"]
+
+
 def test_sweep_runs_every_variant(run_cli, tmp_path: Path) -> None:
     result = run_cli(
         "train.py",
         "-m",
-        "model=" + ",".join(MODELS),
+        "model=" + ",".join(UNCONDITIONAL),
         "data=toy2d",
         *FAST,
         "trainer.max_steps=2",
@@ -113,9 +118,16 @@ def test_sweep_runs_every_variant(run_cli, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ckpts = sorted(tmp_path.glob("*/checkpoints/last.ckpt"))
-    assert len(ckpts) == len(MODELS)
+    assert len(ckpts) == len(UNCONDITIONAL)
     classes = {type(gan_zoo.load_model(p)).__name__ for p in ckpts}
-    assert len(classes) == len(MODELS)
+    assert len(classes) == len(UNCONDITIONAL)
+
+
+def test_projection_cgan_trains_on_the_toy_modes_as_classes(run_cli, tmp_path: Path) -> None:
+    args = ("model=sngan_projection", "data=toy2d", "model.num_classes=8", *FAST)
+    result = run_cli("train.py", *args, "trainer.max_steps=2", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert gan_zoo.load_model(tmp_path / "checkpoints" / "last.ckpt").num_classes == 8
 
 
 def test_wandb_default_logger_runs_offline_without_key(run_cli, tmp_path: Path) -> None:
@@ -125,3 +137,45 @@ def test_wandb_default_logger_runs_offline_without_key(run_cli, tmp_path: Path) 
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+
+
+def test_conditional_experiment_trains_and_generates_a_chosen_class(
+    run_cli, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    result = run_cli("train.py", "experiment=mnist_conditional", *FAST, f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = f"ckpt_path={run}/checkpoints/last.ckpt"
+    assert gan_zoo.load_model(run / "checkpoints" / "last.ckpt").num_classes == 10
+    out = tmp_path / "three"
+    result = run_cli(
+        "generate.py", ckpt, "num_samples=8", "class=3", "save_npz=true", f"out_dir={out}"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["classes"] == [3]
+    assert np.load(out / "samples.npz")["labels"].tolist() == [3] * 8
+    out = tmp_path / "every"  # without class=: every class in turn, one grid row per class
+    result = run_cli("generate.py", ckpt, "num_samples=20", "save_npz=true", f"out_dir={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert np.load(out / "samples.npz")["labels"].tolist() == list(range(10)) * 2
+    assert (out / "grid.png").is_file()
+    result = run_cli("generate.py", ckpt, "class=10", f"out_dir={tmp_path / 'bad'}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: class=10 is invalid")
+    assert "[0, 9]" in result.stderr
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONFIG_DIR / "tuned").glob("*.yaml")))
+def test_tuned_configs_train_through_the_cli(option: str, run_cli, tmp_path: Path) -> None:
+    data, model = option.split("_", 1)
+    result = run_cli(
+        "train.py", f"model={model}", f"data={data}", *FAST, f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["gan_zoo_config"]
+    tuned = yaml.safe_load((CONFIG_DIR / "tuned" / f"{option}.yaml").read_text())
+    assert (
+        config["model"]["generator_optimizer"]["lr"] == tuned["model"]["generator_optimizer"]["lr"]
+    )
+    hidden = tuned["net"]["discriminator"]["hidden"]
+    assert config["net"]["discriminator"]["hidden"] == hidden  # debug=fast sets the batch size
