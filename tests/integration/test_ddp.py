@@ -296,7 +296,17 @@ def test_sync_batchnorm_needs_gpu_inputs(tmp_path: Path) -> None:
         assert run["steps"] == 0
 
 
-def test_cli_trains_with_two_gloo_processes(run_cli, tmp_path: Path) -> None:
+# The loop options under DDP: PacGAN packing with augmentation, and a conditional critic (the
+# labels split with the batch) with EMA. Packing and classes exclude each other.
+OPTIONS = {
+    "plain": [],
+    "packed_augmented": ["model.pack=2", "augment=instance_noise"],
+    "conditional_ema": ["model.num_classes=8", "model.ema_decay=0.9"],
+}
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_cli_trains_with_two_gloo_processes(option: str, run_cli, tmp_path: Path) -> None:
     result = run_cli(
         "train.py",
         "model=wgan_gp",
@@ -306,9 +316,19 @@ def test_cli_trains_with_two_gloo_processes(run_cli, tmp_path: Path) -> None:
         "trainer=cpu",
         "trainer.devices=2",
         "trainer.max_steps=3",
+        *OPTIONS[option],
         f"hydra.run.dir={tmp_path}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     from gan_zoo.checkpointing import read_checkpoint
 
-    assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 3
+    checkpoint = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 3
+    model = checkpoint["gan_zoo_config"]["model"]
+    assert (model["pack"], model["num_classes"]) == (
+        (2, 0)
+        if option == "packed_augmented"
+        else (1, 8)
+        if option == "conditional_ema"
+        else (1, 0)
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from gan_zoo.callbacks import NaNGuard
-from gan_zoo.checkpointing import build_model
+from gan_zoo.checkpointing import build_model, read_checkpoint
 from gan_zoo.models import SNGAN, WGANGP, MinimaxGAN, NonSaturatingGAN, WGANClip
 from gan_zoo.nets import MLPDiscriminator, MLPGenerator
 from gan_zoo.penalties import gradient_penalty
+from gan_zoo.training import train
+from tests.helpers import FAST, compose_train
 
 VARIANTS = [MinimaxGAN, NonSaturatingGAN, WGANClip, WGANGP, SNGAN]
 
@@ -219,3 +222,18 @@ def test_compile_gives_the_eager_losses(variant: type) -> None:
     for a, b in zip(eager, compiled):
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("augment", ["diffaugment", "ada"])
+def test_bf16_mixed_with_a_conditional_model_augmentation_and_ema(
+    augment: str, tmp_path: Path
+) -> None:
+    """The conditional default job's nets (conditional BatchNorm, projection critic) on digits,
+    with an augmentation and EMA, under bf16 autocast: finite losses and weights."""
+    overrides = [*FAST, "experiment=mnist_conditional", f"augment={augment}"]
+    overrides += ["trainer.precision=bf16-mixed", "trainer.max_steps=3", "model.ema_decay=0.9"]
+    result = train(compose_train(overrides, run_dir=tmp_path))
+    state = read_checkpoint(result["last_ckpt"])["state_dict"]
+    assert any(k.startswith("generator_ema.") for k in state)
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    assert all(math.isfinite(v) for k, v in result["metrics"].items() if k.startswith("train/"))
