@@ -83,6 +83,9 @@ class RunSettings(_Strict):
     nan_guard: dict[str, Any] | None = None
     preemption: dict[str, Any] | None = None
     checkpoint_io: dict[str, Any] | None = None
+    # The logged metric whose final value train.py returns to a Hydra sweeper (Optuna):
+    # set by configs/hparams_search/*.yaml.
+    optimized_metric: str | None = None
 
 
 def resolve(cfg: DictConfig, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -310,7 +313,8 @@ def prepare(cfg: DictConfig) -> Run:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train the run ``cfg`` describes (:func:`prepare`, then ``Trainer.fit``).
 
-    Returns the run directory and the path of the last checkpoint.
+    Returns the run directory, the path of the last checkpoint and the final value of every
+    logged metric (``trainer.callback_metrics``: the last losses and the last evaluation).
     """
     redact_hydra_files(cfg.paths.output_dir)  # Hydra wrote the command line before we ran
     run = prepare(cfg)
@@ -321,4 +325,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     last = run.checkpoint_dir / "last.ckpt"
     run_dir = run.config["paths"]["output_dir"]
-    return {"run_dir": run_dir, "last_ckpt": str(last) if last.exists() else None}
+    metrics = {name: float(value) for name, value in run.trainer.callback_metrics.items()}
+    return {
+        "run_dir": run_dir,
+        "last_ckpt": str(last) if last.exists() else None,
+        "metrics": metrics,
+    }
