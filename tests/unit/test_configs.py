@@ -101,3 +101,18 @@ def test_paths_default_data_dir_honours_env(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("GAN_ZOO_DATA_DIR", str(tmp_path))
     cfg = compose_train(["data=cifar10"], run_dir=tmp_path)
     assert cfg.data.data_dir == str(tmp_path)
+
+
+@pytest.mark.parametrize("option", _options("tuned"))
+def test_tuned_group_applies_to_its_data_and_model_only(option: str, tmp_path: Path) -> None:
+    """configs/tuned/<data>_<model>.yaml is picked by `model=M data=D` alone and builds; the same
+    model on other data keeps its paper defaults; the command line still overrides it."""
+    data, model = option.split("_", 1)
+    tuned = compose_train([f"model={model}", f"data={data}"], run_dir=tmp_path)
+    _, gan = build(tuned)
+    assert isinstance(gan, GAN)
+    elsewhere = compose_train([f"model={model}", "data=mnist_subset"], run_dir=tmp_path)
+    assert tuned.model.generator_optimizer.lr != elsewhere.model.generator_optimizer.lr
+    assert elsewhere.model.lr_decay_steps is None
+    cli = compose_train([f"model={model}", f"data={data}", "trainer.max_steps=7"], tmp_path)
+    assert cli.trainer.max_steps == 7 and cli.model.lr_decay_steps == 7
