@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers import ROOT
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers share the cores: one thread each (and in the processes they start) instead
+    # of two each, which would only make them wait for each other.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -32,3 +40,15 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _restore_process_settings() -> Iterator[None]:
+    """The experiments' entry points, called in-process by tests, set what a command-line run
+    may set for itself (torch threads, Lightning's log level); restore both after each test so
+    that the next test sees the process as it was."""
+    threads, logger = torch.get_num_threads(), logging.getLogger("lightning.pytorch")
+    level = logger.level
+    yield
+    torch.set_num_threads(threads)
+    logger.setLevel(level)
