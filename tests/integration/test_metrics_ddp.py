@@ -12,15 +12,12 @@ and ~5e-7 (std over 2 splits) relative when this was written.
 from __future__ import annotations
 
 import json
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch.utils.data import Dataset
 
 from gan_zoo.data.base import GANDataModule, UInt8ImageDataset
@@ -28,6 +25,7 @@ from gan_zoo.metrics import FidelityError, FidelityMetrics, write_random_weights
 from gan_zoo.metrics.distributed import run_everywhere
 from gan_zoo.metrics.protocol import score_generator
 from gan_zoo.metrics.reference import prepare_reference
+from tests.integration.two_processes import run_two_processes
 
 LATENT, SIZE, NUM_REAL, NUM_FAKE, BATCH = 4, 8, 4, 6, 2
 DEADLINE_S = 240
@@ -99,25 +97,9 @@ def worker(rank: int, port: int, weights: str, out: str) -> None:
         dist.destroy_process_group()
 
 
-def run_two_processes(weights: Path, out: Path) -> list[dict[str, Any]]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    context = mp.start_processes(
-        worker, args=(port, str(weights), str(out)), nprocs=2, join=False, start_method="spawn"
-    )
-    deadline = time.monotonic() + DEADLINE_S
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:  # only the two processes started above
-                process.kill()
-            pytest.fail(f"2-process FID/IS did not finish within {DEADLINE_S} s: deadlock")
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
-
-
 @pytest.mark.slow
 def test_two_processes_equal_one_and_failures_never_hang(inception_weights, tmp_path) -> None:
-    ranks = run_two_processes(inception_weights, tmp_path)
+    ranks = run_two_processes(worker, inception_weights, tmp_path, DEADLINE_S, "FID/IS")
 
     # A failure on rank 1 only becomes the same error on both ranks, and nobody waits forever.
     for scenario, reason in (

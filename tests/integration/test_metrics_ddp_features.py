@@ -15,15 +15,12 @@ FID does (tests/integration/test_metrics_ddp.py): its float64 sums are added in 
 from __future__ import annotations
 
 import json
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from threadpoolctl import threadpool_limits
 from torch.utils.data import Dataset
 
@@ -34,6 +31,7 @@ from gan_zoo.metrics.distributed import run_everywhere
 from gan_zoo.metrics.protocol import score_generator
 from gan_zoo.metrics.reference import prepare_reference
 from gan_zoo.nets import DCGANGenerator
+from tests.integration.two_processes import run_two_processes
 
 DEADLINE_S = 300
 # (reals, fakes, batch) per extractor; see the module docstring for why these counts.
@@ -113,26 +111,10 @@ def worker(rank: int, port: int, weights: str, out: str) -> None:
         dist.destroy_process_group()
 
 
-def run_two_processes(weights: Path, out: Path) -> list[dict[str, Any]]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    context = mp.start_processes(
-        worker, args=(port, str(weights), str(out)), nprocs=2, join=False, start_method="spawn"
-    )
-    deadline = time.monotonic() + DEADLINE_S
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:  # only the two processes started above
-                process.kill()
-            pytest.fail(f"2-process metrics did not finish within {DEADLINE_S} s: deadlock")
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
-
-
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::gan_zoo.metrics.BiasedFIDWarning")  # tiny counts, on purpose
 def test_feature_set_metrics_over_two_processes_equal_one(inception_weights, tmp_path) -> None:
-    ranks = run_two_processes(inception_weights, tmp_path)
+    ranks = run_two_processes(worker, inception_weights, tmp_path, DEADLINE_S, "metrics")
     assert ranks[0] == ranks[1]  # every rank gets the same numbers
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the workers, so per-image features are computed alike
