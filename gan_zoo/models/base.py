@@ -20,7 +20,7 @@ live in the loop; their parts in ``gan_zoo.models.options``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import annotated_types as at
@@ -37,8 +37,8 @@ from gan_zoo.distributed import GANDDPStrategy, all_reduce_, check_strategy, res
 from gan_zoo.ema import ema_update, make_ema
 from gan_zoo.models import options
 from gan_zoo.models.critic import Critic, scores_and_logits
+from gan_zoo.models.sampling import Sampling
 from gan_zoo.optim import OptimizerFactory, check_optimizer, linear_lr_decay
-from gan_zoo.penalties import eval_mode
 from gan_zoo.replay import ReplayBuffer
 from gan_zoo.validation import (
     Expect,
@@ -62,7 +62,7 @@ Augmentation = Annotated[
 ]
 
 
-class GAN(pl.LightningModule):
+class GAN(Sampling, pl.LightningModule):
     """Manual-optimization GAN: per training step, ``n_critic`` critic steps then one G step.
 
     A training batch holds ``n_critic * B`` real samples (gan_zoo's DataModules size their loader
@@ -322,10 +322,6 @@ class GAN(pl.LightningModule):
     def _run_generator(self, z: Tensor, labels: Tensor | None) -> Tensor:
         return self._generate(self._compiled.get("generator", self.generator), z, labels)
 
-    @staticmethod
-    def _generate(generator: Callable[..., Tensor], z: Tensor, labels: Tensor | None) -> Tensor:
-        return generator(z) if labels is None else generator(z, labels)
-
     def _augmented(self, x: Tensor) -> Tensor:
         return x if self.augment is None else self.augment(x)
 
@@ -343,35 +339,6 @@ class GAN(pl.LightningModule):
         if scaler is None or not scaler.is_enabled():
             return None
         return scaler.scale(torch.ones((), device=device))
-
-    def _noise(self, n: int, device: torch.device) -> Tensor:
-        return torch.randn(n, self.latent_dim, device=device)  # (n, latent_dim)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        batch_size: int = 256,
-        z: Tensor | None = None,
-        labels: Tensor | Sequence[int] | int | None = None,
-    ) -> Tensor:
-        """Draw ``n`` samples in data space (images in [-1, 1]) without grad, in batches.
-
-        Uses the EMA generator when ``ema_decay > 0``, in eval mode (BatchNorm uses running
-        statistics; its mode is restored afterwards). Returns a CPU tensor ``(n, *S)``; pass
-        ``z`` ``(n, latent_dim)`` to choose the noise, and for a conditional GAN ``labels``
-        (one class for all, or ``n`` of them; uniform over the classes when omitted).
-        """
-        generator = self.generator_ema if self.generator_ema is not None else self.generator
-        classes = options.sample_labels(n, labels, self.num_classes, self.device)
-        chunks = []
-        with eval_mode(generator):
-            for start in range(0, n, batch_size):
-                count = min(batch_size, n - start)
-                noise = self._noise(count, self.device) if z is None else z[start : start + count]
-                part = None if classes is None else classes[start : start + count]
-                chunks.append(self._generate(generator, noise.to(self.device), part).float().cpu())
-        return torch.cat(chunks)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.replay is not None:
