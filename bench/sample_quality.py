@@ -11,7 +11,9 @@ and the histogram of those confident samples, and the classes recognized with pr
 among the 64 digits of the run's final sample grid (the SampleGrid callback's fixed noise).
 For a class-conditional model it also reports ``class_accuracy_mnist_<n>``: the fraction of
 fakes the network assigns the class they were generated for (fake ``i`` asks for class
-``i % K``), and ``per_class_accuracy`` on the same fakes. One JSON line per
+``i % K``), ``per_class_accuracy`` on the same fakes, and the intra-class Fréchet distance
+``intra_fd_mnist_<n>_train`` (per class against the training digits of that class, averaged;
+Miyato & Koyama 2018's intra FID in the MNIST network's features). One JSON line per
 checkpoint goes to stdout; ``--write`` also puts a table in bench/RESULTS.md ("Sample quality").
 """
 
@@ -40,7 +42,7 @@ from gan_zoo.metrics.protocol import (
     metric_names,
     score_generator,
 )
-from gan_zoo.metrics.reference import prepare_reference
+from gan_zoo.metrics.reference import Reference, prepare_reference
 from gan_zoo.models import GAN
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -49,8 +51,11 @@ CACHE = os.environ.get("GAN_ZOO_CACHE", "~/.cache/gan_zoo")
 EXTRACTOR = "mnist-cnn"
 
 
-def mnist_metric() -> FidelityMetrics:
+def mnist_metric(num_classes: int = 0) -> FidelityMetrics:
+    """The metrics for a model of ``num_classes`` classes (0: unconditional); a conditional one
+    also gets the intra-class Fréchet distance."""
     return FidelityMetrics(
+        intra_fd_classes=num_classes,
         isc=False,
         extractor=EXTRACTOR,
         kid=True,
@@ -94,9 +99,8 @@ def per_class_accuracy(net: MNISTClassifier, model: GAN, n: int, seed: int) -> l
     return [round(a, 3) for a in conditional_accuracy(logits, labels)["per_class_accuracy"]]
 
 
-def score(metric: FidelityMetrics, path: str, num_samples: int, seed: int) -> dict[str, Any]:
+def score(metric: FidelityMetrics, model: GAN, num_samples: int, seed: int) -> dict[str, Any]:
     """The metrics' values under their protocol names, confident samples and grid classes."""
-    model = gan_zoo.load_model(path)
 
     def sample(z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         # (B, latent_dim), (B,) -> (B, 1, 28, 28)
@@ -165,12 +169,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's section")
     args = parser.parse_args()
-    metric = mnist_metric()
-    reference = prepare_reference(metric, MNISTSubsetDataModule(), args.num_samples, CACHE, 500)
+    metrics: dict[int, tuple[FidelityMetrics, Reference]] = {}  # by the model's classes
     rows = []
     for arg in args.checkpoints:
         label, _, path = arg.rpartition("=")  # "LABEL=PATH" names a row of the table
-        row = {"checkpoint": label or path, **score(metric, path, args.num_samples, args.seed)}
+        model = gan_zoo.load_model(path)
+        if model.num_classes not in metrics:
+            metric = mnist_metric(model.num_classes)
+            data = MNISTSubsetDataModule()
+            metrics[model.num_classes] = (
+                metric,
+                prepare_reference(metric, data, args.num_samples, CACHE, 500),
+            )
+        metric, reference = metrics[model.num_classes]
+        row = {"checkpoint": label or path, **score(metric, model, args.num_samples, args.seed)}
         row["real_reference"] = reference.key
         print(json.dumps(row))
         rows.append(row)

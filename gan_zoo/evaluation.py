@@ -182,9 +182,11 @@ def _load_metric(metrics: dict[str, Any], fix: str = EVALUATE_FIX) -> FidelityMe
         raise err.with_fix(fix) from None
 
 
-def _load_mnist_metric(metrics: dict[str, Any]) -> FidelityMetrics:
-    """The MNIST network's metrics: Fréchet distance and classes, the others on request."""
+def _load_mnist_metric(metrics: dict[str, Any], num_classes: int = 0) -> FidelityMetrics:
+    """The MNIST network's metrics: Fréchet distance and classes, the others on request, and for
+    a conditional model (``num_classes`` > 0) the intra-class Fréchet distance."""
     return FidelityMetrics(
+        intra_fd_classes=num_classes,
         fid=True,
         isc=False,
         batch_size=metrics["batch_size"],
@@ -211,7 +213,10 @@ def _score(
         result.update({key: values[key] for key in FEATURE_SET_KEYS if key in values})
         result["protocol"] = {**proto, "devices": fabric.world_size}
     if metrics["mnist"]:
-        metric = distributed.run_everywhere(lambda: _load_mnist_metric(metrics).to(fabric.device))
+        classes = getattr(model, "num_classes", 0)
+        metric = distributed.run_everywhere(
+            lambda: _load_mnist_metric(metrics, classes).to(fabric.device)
+        )
         values, proto = _score_with(metric, model, datamodule, metrics)
         named = metric_names(values, metrics["num_samples"], proto.get("real_n", 0), MNIST)
         result["mnist"] = {**named, "protocol": {**proto, "devices": fabric.world_size}}

@@ -52,3 +52,10 @@ def _restore_process_settings() -> Iterator[None]:
     yield
     torch.set_num_threads(threads)
     logger.setLevel(level)
+
+
+@pytest.fixture
+def one_thread() -> None:
+    """One torch thread for the test, as the metric subprocesses and CI workers run (restored
+    afterwards by ``_restore_process_settings``)."""
+    torch.set_num_threads(1)

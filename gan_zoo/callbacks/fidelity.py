@@ -190,13 +190,18 @@ class FidelityCallback(pl.Callback):
         # the real ones: without the fork, turning a metric on would change every training step.
         try:  # every rank loads, and all agree, so no rank is left alone in a later collective
             with torch.random.fork_rng(devices=[]):
-                self.metric = distributed.run_everywhere(self._load)
+                classes = getattr(pl_module, "num_classes", 0)
+                self.metric = distributed.run_everywhere(lambda: self._load(classes))
         except distributed.FidelityError as err:
             rank_zero_warn(f"{self.label} turned off, training goes on: {err}")
 
-    def _load(self) -> FidelityMetrics:
+    def _load(self, num_classes: int = 0) -> FidelityMetrics:
+        # A conditional model on MNIST also gets the intra-class Fréchet distance (10 classes of
+        # 128-d statistics); with InceptionV3 it would hold 2 x K covariances of 2048 x 2048.
+        intra = num_classes if self.fid and self.extractor == MNIST else 0
         try:
             return FidelityMetrics(
+                intra_fd_classes=intra,
                 inception_weights=self.inception_weights,
                 isc_splits=self.splits,
                 batch_size=self.batch_size,

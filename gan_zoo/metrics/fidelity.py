@@ -32,6 +32,7 @@ from gan_zoo.metrics.functional import (
     to_uint8,
 )
 from gan_zoo.metrics.inception import EXTRACTOR_NAME as INCEPTION
+from gan_zoo.metrics.intra_class import ClassStatistics, intra_class_fd
 from gan_zoo.metrics.mnist_net import EXTRACTOR_NAME as MNIST
 
 FID_DIM, IS_CLASSES = 2048, 1008
@@ -70,6 +71,9 @@ class FidelityMetrics(nn.Module):
         precision_recall: Kynkäänniemi et al. 2019, ``prc_neighborhood`` nearest neighbours.
         density_coverage: Naeem et al. 2020, ``dc_neighborhood`` nearest neighbours.
         classes: classes covered, KL(class histogram || uniform), mean confidence (mnist-cnn).
+        intra_fd_classes: K > 0 adds ``intra_fid``, the Fréchet distance per class averaged
+            over the K classes (``gan_zoo.metrics.intra_class``); every ``update`` then needs
+            ``labels``: the reals' classes, and the classes the fakes were asked for.
 
     >>> metric = FidelityMetrics(inception_weights="weights.pth")  # doctest: +SKIP
     >>> metric.update(real_images, real=True)  # uint8 or [-1, 1] float  # doctest: +SKIP
@@ -95,6 +99,7 @@ class FidelityMetrics(nn.Module):
         kid_subset_size: int = feature_sets.KID_SUBSET_SIZE,
         prc_neighborhood: int = feature_sets.PRC_NEIGHBORHOOD,
         dc_neighborhood: int = feature_sets.DC_NEIGHBORHOOD,
+        intra_fd_classes: int = 0,
     ) -> None:
         super().__init__()
         wanted = (fid, isc, kid, precision_recall, density_coverage, classes)
@@ -111,6 +116,10 @@ class FidelityMetrics(nn.Module):
             dc_neighborhood=dc_neighborhood,
         ).items():
             check(isinstance(value, int) and value >= 1, key, value, "int >= 1")
+        valid = "an int >= 0 (the classes of a conditional generator; 0 = off)"
+        check(type(intra_fd_classes) is int and intra_fd_classes >= 0, "intra_fd_classes",
+              intra_fd_classes, valid)  # fmt: skip
+        self.intra_fd_classes = intra_fd_classes
         self.fid, self.isc, self.kid, self.classes = bool(fid), bool(isc), bool(kid), bool(classes)
         self.precision_recall = bool(precision_recall)
         self.density_coverage = bool(density_coverage)
@@ -125,6 +134,7 @@ class FidelityMetrics(nn.Module):
         self._reference: FeatureStatistics | None = None
         self._reference_features: Tensor | None = None
         self._reference_sqrt: Any = None  # sqrt of the reference covariance, computed once
+        self._reference_classes: ClassStatistics | None = None
         self.reset()
 
     @property
@@ -135,7 +145,7 @@ class FidelityMetrics(nn.Module):
     @property
     def needs_real(self) -> bool:
         """Whether any enabled metric compares with real images (all but IS and classes)."""
-        return self.fid or self.keeps_features
+        return self.fid or self.keeps_features or bool(self.intra_fd_classes)
 
     # ------------------------------------------------------------------ torchmetrics API
     def reset(self) -> None:
@@ -146,6 +156,8 @@ class FidelityMetrics(nn.Module):
         self._fake_rows: list[Tensor] = []
         self._logits: list[Tensor] = []
         self._requested: list[Tensor] = []
+        self._real_classes = ClassStatistics(self.intra_fd_classes, dim)
+        self._fake_classes = ClassStatistics(self.intra_fd_classes, dim)
 
     @torch.no_grad()
     def update(self, images: Tensor, real: bool, labels: Tensor | None = None) -> None:
@@ -153,9 +165,13 @@ class FidelityMetrics(nn.Module):
 
         ``labels`` ``(N,)``: the classes a conditional generator was asked for; with ``classes``
         on, ``compute`` then also reports ``class_accuracy``, the fraction the network reads as
-        the class asked for.
+        the class asked for. With ``intra_fd_classes`` they are required, for reals too.
         """
         pixels = to_uint8(images)
+        if labels is not None and labels.shape != pixels.shape[:1]:
+            raise ConfigValueError("labels", tuple(labels.shape), f"({pixels.shape[0]},)")
+        if labels is None and self.intra_fd_classes:
+            raise ConfigValueError("labels", None, "(N,) classes: intra-class FD groups by class")
         if real and not self.needs_real:
             raise ConfigValueError(
                 "real",
@@ -170,13 +186,15 @@ class FidelityMetrics(nn.Module):
             features, logits = self.extractor(batch)  # (B, D), (B, K) or None
             if self.needs_real:  # the reference cache always holds the statistics
                 (self._real if real else self._fake).add(features)
+            if self.intra_fd_classes:
+                assert labels is not None
+                rows = labels[start : start + self.batch_size]
+                (self._real_classes if real else self._fake_classes).add(features, rows)
             if self.keeps_features:
                 (self._real_rows if real else self._fake_rows).append(features.float().cpu())
             if logits is not None and not real:
                 self._logits.append(logits.float().cpu())
         if labels is not None and self.classes and not real:
-            if labels.shape != pixels.shape[:1]:
-                raise ConfigValueError("labels", tuple(labels.shape), f"({pixels.shape[0]},)")
             self._requested.append(labels.long().cpu())
 
     def compute(self) -> dict[str, float]:
@@ -186,6 +204,12 @@ class FidelityMetrics(nn.Module):
             results["fid"] = self._fid(self.real_statistics(), self._synced(self._fake))
         if self.keeps_features:
             results.update(self._feature_set_metrics())
+        if self.intra_fd_classes:
+            real, fake = self.real_class_statistics(), self._fake_classes.synced()
+            try:  # a class with < 2 samples on a side costs this value, not the others
+                results["intra_fid"] = intra_class_fd(real, fake)[0]
+            except ValueError as err:  # counts are summed: every rank warns alike
+                warnings.warn(f"intra-class FD skipped: {err}", stacklevel=2)
         if self.isc or self.classes:
             k = self.extractor.num_classes  # a rank without fakes still sends (0, K)
             local = torch.cat(self._logits) if self._logits else torch.zeros(0, k)
@@ -223,11 +247,20 @@ class FidelityMetrics(nn.Module):
             return self._reference_features
         return distributed.all_cat(self._local_rows(self._real_rows))
 
+    def real_class_statistics(self) -> ClassStatistics:
+        """The real set's per-class statistics (intra-class FD): the reference's if set, else
+        summed over every rank's labelled real images (a collective under DDP)."""
+        return self._reference_classes or self._real_classes.synced()
+
     def set_real_statistics(
-        self, stats: FeatureStatistics | None, features: Tensor | None = None
+        self,
+        stats: FeatureStatistics | None,
+        features: Tensor | None = None,
+        classes: ClassStatistics | None = None,
     ) -> None:
-        """Use ``stats`` (and the ``(N, D)`` ``features``, if the metric keeps features) as the
-        real set, e.g. loaded from a cache; None goes back to real images.
+        """Use ``stats`` (and the ``(N, D)`` ``features``, if the metric keeps features, and the
+        per-class ``classes`` for intra-class FD) as the real set, e.g. loaded from a cache; None
+        goes back to real images.
 
         Under DDP set the same reference on every rank: it is neither summed nor gathered.
         """
@@ -235,6 +268,7 @@ class FidelityMetrics(nn.Module):
             raise ConfigValueError("stats", "a reference", "none while real images are added")
         self._reference, self._reference_sqrt = stats, None
         self._reference_features = None if stats is None or features is None else features.cpu()
+        self._reference_classes = None if stats is None else classes
 
     @property
     def device(self) -> torch.device:
@@ -243,26 +277,6 @@ class FidelityMetrics(nn.Module):
     def extractor_id(self) -> str:
         """Names the network and its weights: part of every protocol and cache key."""
         return f"{self.extractor.name}:sha256={self.weights_sha256[:16]}"
-
-    def protocol(self) -> dict[str, Any]:
-        """How the numbers are made, for logs and JSON output."""
-        out = {**self.extractor.describe(), "is_splits": self.isc_splits if self.isc else None}
-        if self.kid:
-            out["kid"] = (
-                f"{self.kid_subsets} subsets of min({self.kid_subset_size}, N), cubic "
-                "polynomial kernel, unbiased MMD^2 (torch-fidelity)"
-            )
-        if self.precision_recall:
-            out["precision_recall"] = f"k={self.prc_neighborhood} (torch-fidelity)"
-        if self.density_coverage:
-            out["density_coverage"] = f"k={self.dc_neighborhood} (prdc)"
-        if self.classes:
-            out["classes"] = (
-                "argmax class; covered = at least one sample; KL to uniform, nats; "
-                "class_accuracy (conditional G): argmax == the class asked for, fake i asked "
-                "for class i % num_classes"
-            )
-        return out
 
     # ------------------------------------------------------------------ internals
     def _local_rows(self, rows: list[Tensor]) -> Tensor:

@@ -126,6 +126,7 @@ def count_label(n: int) -> str:
 # features is a Fréchet distance, "fd"; KID a kernel distance, "kd").
 _STEMS: dict[str, tuple[str, str]] = {
     "fid": ("fid", "fd"),
+    "intra_fid": ("intra_fid", "intra_fd"),
     "kid_mean": ("kid", "kd"),
     "kid_std": ("kid", "kd"),
     "precision": ("precision", "precision"),
@@ -141,7 +142,7 @@ _STEMS: dict[str, tuple[str, str]] = {
 }
 # The metrics that compare the fakes with the real reference: their names state split and N.
 AGAINST_REAL = frozenset(
-    {"fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"}
+    {"fid", "intra_fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"}
 )
 # The network, as it appears in names: nothing for InceptionV3 (the literature's default).
 EXTRACTOR_TAGS = {INCEPTION: "", MNIST: "_mnist"}
@@ -187,6 +188,32 @@ def sampled_from(model: Any) -> str:
     return "ema" if getattr(model, "generator_ema", None) is not None else "generator"
 
 
+def metric_protocol(metric: FidelityMetrics) -> dict[str, Any]:
+    """How ``metric``'s numbers are made (network, resize, each enabled metric's settings)."""
+    out = {**metric.extractor.describe(), "is_splits": metric.isc_splits if metric.isc else None}
+    if metric.kid:
+        out["kid"] = (
+            f"{metric.kid_subsets} subsets of min({metric.kid_subset_size}, N), cubic "
+            "polynomial kernel, unbiased MMD^2 (torch-fidelity)"
+        )
+    if metric.precision_recall:
+        out["precision_recall"] = f"k={metric.prc_neighborhood} (torch-fidelity)"
+    if metric.density_coverage:
+        out["density_coverage"] = f"k={metric.dc_neighborhood} (prdc)"
+    if metric.intra_fd_classes:
+        out["intra_fd"] = (
+            "Fréchet distance per class, fakes by the class asked for and reals by label, "
+            f"mean over {metric.intra_fd_classes} classes (Miyato & Koyama 2018 intra FID)"
+        )
+    if metric.classes:
+        out["classes"] = (
+            "argmax class; covered = at least one sample; KL to uniform, nats; "
+            "class_accuracy (conditional G): argmax == the class asked for, fake i asked "
+            "for class i % num_classes"
+        )
+    return out
+
+
 def protocol(
     metric: FidelityMetrics,
     num_fakes: int,
@@ -196,7 +223,12 @@ def protocol(
     generator: str,
 ) -> dict[str, Any]:
     """Everything that defines the numbers: extractor, resize, fakes and the real reference."""
-    out = {**metric.protocol(), "num_fakes": num_fakes, "fake_seed": seed, "generator": generator}
+    out = {
+        **metric_protocol(metric),
+        "num_fakes": num_fakes,
+        "fake_seed": seed,
+        "generator": generator,
+    }
     if reference is not None:
         out.update(real_split=SPLIT, real_n=num_real, real_cache_key=reference.key)
     return out

@@ -6,7 +6,8 @@ The reference for ``n`` real images is the first ``n`` of the same fixed permuta
 ``<cache_dir>/fid_stats/<hash>.pt``, keyed by (dataset, split, n, extractor and weights, resize);
 the file stores the full key and is checked against it, so a corrupt or mismatched file is
 recomputed, never trusted. When the metric keeps features (KID, precision/recall,
-density/coverage) the file also holds the ``(n, D)`` features, and a file without them is a miss.
+density/coverage) the file also holds the ``(n, D)`` features, and a file without them is a miss;
+likewise the per-class statistics when the metric computes intra-class FD.
 Writes are atomic (temporary file, then rename).
 """
 
@@ -31,6 +32,7 @@ from gan_zoo.metrics import distributed
 from gan_zoo.metrics.fidelity import FidelityMetrics
 from gan_zoo.metrics.functional import FeatureStatistics
 from gan_zoo.metrics.inception import RESIZE
+from gan_zoo.metrics.intra_class import ClassStatistics
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +122,16 @@ def reference_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
 
 
 def load_reference(
-    path: Path, key: str, num_real: int, dim: int = 2048, features: bool = False
-) -> tuple[FeatureStatistics, Tensor | None] | None:
-    """The cached ``(statistics, features or None)`` at ``path`` if they are intact, made for
-    ``key`` and hold the ``(num_real, dim)`` features when ``features`` is asked for; else None.
+    path: Path,
+    key: str,
+    num_real: int,
+    dim: int = 2048,
+    features: bool = False,
+    classes: int = 0,
+) -> tuple[FeatureStatistics, Tensor | None, ClassStatistics | None] | None:
+    """The cached ``(statistics, features or None, per-class statistics or None)`` at ``path``
+    if they are intact, made for ``key`` and hold the ``(num_real, dim)`` features when
+    ``features`` is asked for and the statistics of ``classes`` classes when > 0; else None.
     """
     if not path.is_file():
         return None
@@ -135,6 +143,8 @@ def load_reference(
     expected = {"feature_sum": (dim,), "outer_sum": (dim, dim)}
     if features:
         expected["features"] = (num_real, dim)
+    if classes:
+        expected.update(class_feature_sum=(classes, dim), class_outer_sum=(classes, dim, dim))
     valid = (
         isinstance(data, dict)
         and data.get("format") == CACHE_FORMAT
@@ -147,6 +157,7 @@ def load_reference(
             and bool(data[name].isfinite().all())
             for name, shape in expected.items()
         )
+        and (not classes or _counts_valid(data.get("class_count"), classes, num_real))
     )
     if not valid:
         log.warning(
@@ -154,11 +165,26 @@ def load_reference(
         )
         return None
     stats = FeatureStatistics(data["feature_sum"], data["outer_sum"], num_real)
-    return stats, data["features"] if features else None
+    per_class = ClassStatistics.from_stacked(data) if classes else None
+    return stats, data["features"] if features else None, per_class
+
+
+def _counts_valid(counts: Any, classes: int, num_real: int) -> bool:
+    """Whether ``counts`` are ``classes`` per-class counts of the ``num_real`` reference images."""
+    return (
+        isinstance(counts, torch.Tensor)
+        and tuple(counts.shape) == (classes,)
+        and counts.dtype == torch.long
+        and int(counts.sum()) == num_real
+    )
 
 
 def save_reference(
-    path: Path, key: str, stats: FeatureStatistics, features: Tensor | None = None
+    path: Path,
+    key: str,
+    stats: FeatureStatistics,
+    features: Tensor | None = None,
+    classes: ClassStatistics | None = None,
 ) -> None:
     """Write atomically: readers see the old file or the complete new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,6 +197,8 @@ def save_reference(
     }
     if features is not None:
         payload["features"] = features.float().cpu()  # (N, D)
+    if classes is not None:
+        payload.update(classes.stacked())  # (K, D), (K, D, D), (K,)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -187,11 +215,17 @@ def add_real_images(
     """Rank-local: feed this rank's contiguous share of ``indices`` to ``metric``, in order."""
     share = distributed.shard(len(indices), *distributed.rank_and_world())
     mine = indices[share.start : share.stop].tolist()
+    labels = getattr(dataset, "labels", None) if metric.intra_fd_classes else None
+    if metric.intra_fd_classes and labels is None:
+        raise ValueError(
+            f"intra-class FD needs labelled real images; {type(dataset).__name__} has no labels"
+        )
     # Images one by one, stacked here: no DataLoader collation to depend on (a dataset's batched
     # __getitems__ hands default_collate a tensor it cannot stack).
     for start in range(0, len(mine), batch_size):
         rows = mine[start : start + batch_size]
-        metric.update(torch.stack([dataset[i] for i in rows]), real=True)  # (B, C, H, W)
+        classes = None if labels is None else torch.as_tensor(labels)[rows]  # (B,)
+        metric.update(torch.stack([dataset[i] for i in rows]), real=True, labels=classes)
 
 
 def prepare_reference(
@@ -215,7 +249,7 @@ def prepare_reference(
     key = distributed.run_everywhere(identify)  # a data module can fail to set up on one rank
     path = reference_path(cache_dir, key)
     dim, keeps = metric.extractor.feature_dim, metric.keeps_features
-    cached = load_reference(path, key, num_real, dim, keeps)
+    cached = load_reference(path, key, num_real, dim, keeps, metric.intra_fd_classes)
     if distributed.all_agree(cached is not None):
         assert cached is not None
         metric.set_real_statistics(*cached)
@@ -228,11 +262,12 @@ def prepare_reference(
     distributed.run_everywhere(lambda: add_real_images(metric, dataset, indices, batch_size))
     stats = metric.real_statistics()
     features = metric.real_features() if keeps else None  # gathered in rank order
+    classes = metric.real_class_statistics() if metric.intra_fd_classes else None
     metric.reset()
-    metric.set_real_statistics(stats, features)
+    metric.set_real_statistics(stats, features, classes)
     if distributed.rank_and_world()[0] == 0:
         try:
-            save_reference(path, key, stats, features)
+            save_reference(path, key, stats, features, classes)
             log.info(
                 "FID reference: computed from %d images, cached at %s (cache key: %s)",
                 num_real,

@@ -1,4 +1,5 @@
-"""KID, precision/recall, density/coverage and class metrics over 2 gloo processes equal 1 process.
+"""KID, precision/recall, density/coverage, class metrics and intra-class FD: 2 gloo processes
+equal 1 process.
 
 These metrics need the feature vectors, not sums: each rank extracts its share of the real and
 generated images and ``compute()`` all-gathers the variable-length feature sets in rank order.
@@ -87,6 +88,7 @@ def score(extractor: str, weights: str, cache: Path) -> dict[str, Any]:
             density_coverage=True,
             dc_neighborhood=3 if inception else 5,
             classes=not inception,
+            intra_fd_classes=0 if inception else 10,
         )
     )
     data = TinyImages() if inception else MNISTSubsetDataModule()
@@ -95,8 +97,13 @@ def score(extractor: str, weights: str, cache: Path) -> dict[str, Any]:
         sample, latent = tiny_generator, LATENT
     else:
         net = digit_generator()
-        sample, latent = (lambda z: net(z).detach()), net.latent_dim
-    values = score_generator(metric, sample, latent, num_fake, seed=3, batch_size=batch)
+        # Scored as a 10-class conditional generator (it ignores the class): intra-class FD and
+        # class accuracy group its fakes by the class asked for, the reals by their labels.
+        sample, latent = (lambda z, labels=None: net(z).detach()), net.latent_dim
+    classes = 0 if inception else 10
+    values = score_generator(
+        metric, sample, latent, num_fake, seed=3, batch_size=batch, num_classes=classes
+    )
     return {**values, "reference": reference.source}
 
 
@@ -130,9 +137,13 @@ def test_feature_set_metrics_over_two_processes_equal_one(inception_weights, tmp
         assert two.pop("reference") == one[name].pop("reference") == "computed"
         assert reused[name].pop("reference") == "cache"
         assert set(two) >= {"fid", "kid_mean", "precision", "recall", "density", "coverage"}
-        # FD sums float64 statistics per rank, then across ranks: another order of additions.
+        assert ("intra_fid" in two) == ("class_accuracy" in two) == (name == "mnist-cnn")
+        # FD sums float64 statistics per rank, then across ranks: another order of additions;
+        # so does intra-class FD, per class (the reference's per-class sums come from the cache).
+        summed = ("fid", "intra_fid") if name == "mnist-cnn" else ("fid",)
         for values in (one[name], reused[name]):
-            assert values.pop("fid") == pytest.approx(two["fid"], rel=1e-6)
+            for key in summed:
+                assert values.pop(key) == pytest.approx(two[key], rel=1e-6), (name, key)
         # The others see the same features in the same order: the same values, not close ones.
-        assert {k: v for k, v in two.items() if k != "fid"} == one[name] == reused[name], name
+        assert {k: v for k, v in two.items() if k not in summed} == one[name] == reused[name]
         assert 0 < two["coverage"] <= 1 and two["fid"] > 0

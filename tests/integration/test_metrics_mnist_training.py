@@ -110,10 +110,13 @@ def test_the_default_job_evaluates_at_1000_to_5000_with_the_same_names_on_cpu_an
 
 def test_a_conditional_run_also_logs_its_class_accuracy(tmp_path: Path) -> None:
     """experiment=mnist_conditional: the fakes ask for each class in turn, and the callback logs
-    how often the network reads the class asked for, beside the unconditional names."""
+    how often the network reads the class asked for and the intra-class Fréchet distance,
+    beside the unconditional names."""
     overrides = ["experiment=mnist_conditional", *small(tmp_path / "cache"), "trainer.max_steps=2"]
     train(compose_train(overrides, run_dir=tmp_path))
     rows = read_metrics(tmp_path)
     accuracy = logged(rows, "val/class_accuracy_mnist_64")
     assert sorted(accuracy) == [2] and 0 <= accuracy[2] <= 1
     assert sorted(logged(rows, "val/fd_mnist_64_train")) == [2]
+    intra = logged(rows, "val/intra_fd_mnist_64_train")  # per class vs that class's digits
+    assert sorted(intra) == [2] and intra[2] > 0

@@ -21,6 +21,7 @@ from gan_zoo.nets import DCGANGenerator
 from tests.fixtures.make_default_job_generators import STEPS, fixture_path
 
 EXTRACTOR = "mnist-cnn"
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def default_job_generator(step: int) -> DCGANGenerator:
@@ -47,14 +48,6 @@ def mnist_metric() -> FidelityMetrics:
 def score(metric: FidelityMetrics, step: int, num_fakes: int, seed: int) -> dict[str, float]:
     net = default_job_generator(step)
     return score_generator(metric, net, net.latent_dim, num_fakes, seed, batch_size=500)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.slow
