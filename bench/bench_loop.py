@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import gc
 import json
 import logging
 import multiprocessing as mp
 import os
-import platform
-import re
 import resource
 import socket
 import statistics
@@ -41,13 +38,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import lightning
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader
 
+from bench.loop_report import header, report, write_section
 from bench.reference_loop import IMAGE_SHAPE, LATENT_DIM, VARIANTS, ReferenceLoop, build_nets
 from gan_zoo.models import GAN, SNGAN, WGANGP, MinimaxGAN, NonSaturatingGAN, WGANClip
 
@@ -61,8 +58,6 @@ GAN_ZOO: dict[str, type[GAN]] = {  # paper defaults, which the reference restate
     "sngan": SNGAN,
 }
 SPECS = {**VARIANTS, "wgan_no_penalty": dataclasses.replace(VARIANTS["wgan_gp"], gp_weight=None)}
-TARGET_TIME, TARGET_MEMORY, TARGET_GP = 1.05, 1.01, 3.0
-SECTION = "## Training loop"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +104,8 @@ class Clock(pl.Callback):
     def __init__(self, conn: Connection, job: Job, data: Tensor) -> None:
         self.conn, self.job, self.data, self.count = conn, job, data, 0
         self.ticks = job.warmup + job.chunks * job.chunk + 1  # + the memory step
-        self.started, self.live, self.profiler = (0.0, 0.0), 0, None
+        self.started, self.live = (0.0, 0.0), 0
+        self.profiler: profile | None = None
 
     def on_train_batch_end(self, *args: Any) -> None:  # gan_zoo: a batch is a generator step
         self.tick()
@@ -136,8 +132,9 @@ class Clock(pl.Callback):
         if self.count == self.ticks - 1:  # timing done: watch the allocator for one more step
             if not cuda:
                 self.live = live_tensor_bytes(skip=self.data)
-                self.profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-                self.profiler.start()
+                profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+                profiler.start()
+                self.profiler = profiler
             return
         if self.conn.recv() != "go":
             raise RuntimeError("expected 'go'")
@@ -234,7 +231,8 @@ def race(ctx: Any, a: list[Job], b: list[Job]) -> list[dict[str, Any]]:
 
     Returns, for each, rank 0's chunk seconds (``wall``, ``cpu``) and ``memory``.
     """
-    groups, procs = [], []
+    groups: list[list[Connection]] = []
+    procs = []
     for jobs in (a, b):
         groups.append([])
         for job in jobs:
@@ -284,131 +282,23 @@ def benchmarks(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for name in [*args.variants, "control"]:  # control: the reference against itself
         variant, side = ("ns_gan", "reference") if name == "control" else (name, "gan_zoo")
-        rows.append(
-            compare(name, *race(ctx, [job(side, variant)], [job("reference", variant)]), args.chunk)
-        )
+        ours, reference = race(ctx, [job(side, variant)], [job("reference", variant)])
+        rows.append(compare(name, ours, reference, args.chunk))
     critic = args.chunk * VARIANTS["wgan_gp"].n_critic  # the critic work of a WGAN-GP chunk
-    gp = race(ctx, [job("critic", "wgan_gp", critic)], [job("critic", "wgan_no_penalty", critic)])
-    out = {"variants": rows, "gp": compare("wgan_gp critic step", *gp, critic), "ddp": []}
+    gp, plain = race(
+        ctx, [job("critic", "wgan_gp", critic)], [job("critic", "wgan_no_penalty", critic)]
+    )
+    ddp: list[dict[str, Any]] = []
+    out = {"variants": rows, "gp": compare("wgan_gp critic step", gp, plain, critic), "ddp": ddp}
     for variant in [v for v in ("ns_gan", "wgan_gp") if args.ddp and v in args.variants]:
         one = dataclasses.replace(job("gan_zoo", variant), device="cpu", threads=1)
         with socket.socket() as sock:  # a free port for the process group
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         two = [dataclasses.replace(one, world=2, rank=r, port=port) for r in (0, 1)]
-        out["ddp"].append(compare(variant, *race(ctx, [one], two), args.chunk))
+        single, double = race(ctx, [one], two)
+        ddp.append(compare(variant, single, double, args.chunk))
     return out
-
-
-# ------------------------------------------------------------------------------ report
-def row(*cells: object) -> str:
-    return "| " + " | ".join(map(str, cells)) + " |"
-
-
-def ratio(c: dict[str, Any], scale: float = 1.0) -> str:
-    """``scale`` × the paired ratios: median [min–max]."""
-    return f"{scale * c['ratio']:.3f}× [{scale * c['lo']:.3f}–{scale * c['hi']:.3f}]"
-
-
-def verdict(value: float, target: float) -> str:
-    return "yes" if value <= target else "**no**"
-
-
-def report(results: dict[str, Any], args: argparse.Namespace, head: str) -> str:
-    """The markdown block of this run: one table per comparison."""
-    memory = "CPU tensor bytes" if args.device == "cpu" else "`torch.cuda.max_memory_allocated`"
-    lines = [
-        head,
-        f"\n#### gan_zoo vs the raw-PyTorch reference, per generator step ({args.device})\n",
-        f"DCGAN 28 px nets (width {args.width}, latent 64), batch 64 per critic step, paper "
-        "optimizers; a generator step is `n_critic` critic steps and one generator step. Ratios: "
-        f"gan_zoo / reference, median [min–max] over {args.pairs} interleaved pairs of chunks of "
-        f"{args.chunk} generator step(s). Peak memory: {memory}; peak RSS for context. Targets: "
-        f"time ≤ {TARGET_TIME}×, peak memory ≤ {TARGET_MEMORY}×.\n",
-        row("variant", "n_critic", "gan_zoo ms", "reference ms", "time ratio (wall)",
-            "time ratio (CPU time)", "peak MiB gan_zoo / reference (+)", "memory ratio",
-            "RSS ratio", f"time ≤ {TARGET_TIME}×?", f"memory ≤ {TARGET_MEMORY}×?"),
-        "|---" * 11 + "|",
-    ]  # fmt: skip
-    for r in results["variants"]:
-        (ours, ref), wall, cpu = r["memory"], r["wall"], r["cpu"]
-        mem = ours["peak_mib"] / ref["peak_mib"]
-        ok = f"wall {verdict(wall['ratio'], TARGET_TIME)}, CPU {verdict(cpu['ratio'], TARGET_TIME)}"
-        control = r["name"] == "control"
-        lines.append(row(
-            "control: reference vs itself (ns_gan)" if control else r["name"],
-            VARIANTS["ns_gan" if control else r["name"]].n_critic,
-            f"{wall['a_ms']:.1f}", f"{wall['b_ms']:.1f}", ratio(wall), ratio(cpu),
-            f"{ours['peak_mib']:.1f} / {ref['peak_mib']:.1f} "
-            f"({ours['peak_mib'] - ref['peak_mib']:+.2f})", f"{mem:.4f}×",
-            f"{ours['rss_mib'] / ref['rss_mib']:.3f}×",
-            "(noise floor)" if control else ok,
-            "(noise floor)" if control else verdict(mem, TARGET_MEMORY),
-        ))  # fmt: skip
-    control = results["variants"][-1]
-    lines.append(
-        f"\nNoise floor: the reference against itself measured {ratio(control['wall'])} (wall) "
-        f"and {ratio(control['cpu'])} (CPU time); ratios closer to 1 than that are not resolved."
-    )
-    gp = results["gp"]
-    lines += [
-        "\n#### WGAN-GP critic step vs the same critic step without the penalty\n",
-        f"Same nets (critic without norm), Adam and batch; target ≤ {TARGET_GP}×.\n",
-        row("GP ms", "no-penalty ms", "ratio (wall)", "ratio (CPU time)", f"≤ {TARGET_GP}×?"),
-        "|---" * 5 + "|",
-        row(f"{gp['wall']['a_ms']:.1f}", f"{gp['wall']['b_ms']:.1f}", ratio(gp["wall"]),
-            ratio(gp["cpu"]), verdict(gp["wall"]["ratio"], TARGET_GP)),
-    ]  # fmt: skip
-    if results["ddp"]:
-        lines += [
-            "\n#### DDP on CPU: gan_zoo on 1 vs 2 processes (`gan_ddp`, gloo, 1 thread each)\n",
-            "64 images per rank and critic step, so 2 processes train on twice the images per "
-            "generator step. Speed-up in real images/s: 2 × (1-process time / 2-process time), "
-            "median [min–max] over the interleaved pairs. CPU ms: rank 0's.\n",
-            row("variant", "ms per generator step, 1 / 2 processes", "CPU ms, 1 / 2",
-                "speed-up (images/s)"),
-            "|---" * 4 + "|",
-        ]  # fmt: skip
-        for d in results["ddp"]:
-            wall, cpu = d["wall"], d["cpu"]
-            lines.append(row(d["name"], f"{wall['a_ms']:.1f} / {wall['b_ms']:.1f}",
-                             f"{cpu['a_ms']:.1f} / {cpu['b_ms']:.1f}", ratio(wall, 2)))  # fmt: skip
-    return "\n".join(lines) + "\n"
-
-
-def header(args: argparse.Namespace, load: tuple[float, float], minutes: float) -> str:
-    cpus = re.findall(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
-    device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
-    argv = f"--pairs {args.pairs} --chunk {args.chunk} --warmup {args.warmup} --threads "
-    argv += f"{args.threads} --width {args.width} --variants {','.join(args.variants)}"
-    return (
-        f"### Run on {args.device}\n\n`python -m bench.bench_loop {argv}` on "
-        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; device **{device}**; CPU "
-        f"{cpus[0] if cpus else platform.processor()}, {len(os.sched_getaffinity(0))} cores; "
-        f"torch {torch.__version__}, Lightning {lightning.__version__}, Python "
-        f"{platform.python_version()}; 1-minute load average {load[0]:.1f} at the start, "
-        f"{load[1]:.1f} at the end; {minutes:.1f} min. Method and limits: `bench/README.md`."
-    )
-
-
-def write_section(path: Path, device: str, block: str) -> None:
-    """Replace this device's block in the "## Training loop" section of ``path``.
-
-    Blocks of other devices and the file's other sections stay; a missing block or section is
-    appended.
-    """
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    begin, end = f"<!-- bench_loop: {device} -->", f"<!-- /bench_loop: {device} -->"
-    block = f"{begin}\n{block.strip()}\n{end}"
-    if begin in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    elif (start := text.find(f"\n{SECTION}")) >= 0:
-        stop = text.find("\n## ", start + 1)
-        stop = len(text) if stop < 0 else stop
-        text = f"{text[:stop].rstrip()}\n\n{block}\n{text[stop:]}"
-    else:
-        text = f"{text.rstrip()}\n\n{SECTION}\n\n{block}\n"
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -45,7 +46,7 @@ class Variant:
     generator_loss: Callable[[Tensor], Tensor]
     optimizer: OptimizerFactory  # the same factory for G and D, as every config does
     n_critic: int = 1
-    critic_norm: str = "none"  # as configs/net/mnist_subset.yaml
+    critic_norm: Literal["batch", "layer", "none"] = "none"  # as configs/net/mnist_subset.yaml
     clip_value: float | None = None  # WGAN weight clipping (Arjovsky et al. 2017)
     gp_weight: float | None = None  # WGAN-GP lambda (Gulrajani et al. 2017)
     spectral_norm: bool = False  # SN-GAN (Miyato et al. 2018)
