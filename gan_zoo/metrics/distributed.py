@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from gan_zoo.metrics.functional import FeatureStatistics
+
 T = TypeVar("T")
 
 
@@ -43,6 +45,14 @@ def all_sum(tensor: Tensor) -> Tensor:
     total = tensor.to(_device()).clone()
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
     return total.to(tensor.device)
+
+
+def all_sum_statistics(stats: FeatureStatistics) -> FeatureStatistics:
+    """Feature statistics summed over ranks, on the CPU (sums and count: exact merging)."""
+    count = all_sum(torch.tensor([float(stats.count)], dtype=torch.float64))
+    return FeatureStatistics(
+        all_sum(stats.feature_sum).cpu(), all_sum(stats.outer_sum).cpu(), int(count.item())
+    )
 
 
 def all_cat(rows: Tensor) -> Tensor:

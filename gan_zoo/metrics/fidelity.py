@@ -201,7 +201,9 @@ class FidelityMetrics(nn.Module):
         """The enabled metrics over every rank's images (a collective under DDP)."""
         results: dict[str, float] = {}
         if self.fid:
-            results["fid"] = self._fid(self.real_statistics(), self._synced(self._fake))
+            results["fid"] = self._fid(
+                self.real_statistics(), distributed.all_sum_statistics(self._fake)
+            )
         if self.keeps_features:
             results.update(self._feature_set_metrics())
         if self.intra_fd_classes:
@@ -233,7 +235,11 @@ class FidelityMetrics(nn.Module):
     # ------------------------------------------------------------------ reference
     def real_statistics(self) -> FeatureStatistics:
         """The real set's statistics: the reference if set, else every rank's real images."""
-        return self._reference if self._reference is not None else self._synced(self._real)
+        return (
+            self._reference
+            if self._reference is not None
+            else distributed.all_sum_statistics(self._real)
+        )
 
     def real_features(self) -> Tensor:
         """The real set's features ``(N, D)``: the reference's if set, else every rank's rows in
@@ -281,14 +287,6 @@ class FidelityMetrics(nn.Module):
     # ------------------------------------------------------------------ internals
     def _local_rows(self, rows: list[Tensor]) -> Tensor:
         return torch.cat(rows) if rows else torch.zeros(0, self.extractor.feature_dim)
-
-    def _synced(self, stats: FeatureStatistics) -> FeatureStatistics:
-        count = distributed.all_sum(torch.tensor([float(stats.count)], dtype=torch.float64))
-        return FeatureStatistics(
-            distributed.all_sum(stats.feature_sum).cpu(),
-            distributed.all_sum(stats.outer_sum).cpu(),
-            int(count.item()),
-        )
 
     def _feature_set_metrics(self) -> dict[str, float]:
         real = self.real_features()

@@ -41,15 +41,7 @@ class ClassStatistics:
     def synced(self) -> ClassStatistics:
         """The sums over every rank (a collective under DDP; a copy with one process)."""
         out = ClassStatistics(0, 0)
-        for stats in self.per_class:
-            count = distributed.all_sum(torch.tensor([float(stats.count)], dtype=torch.float64))
-            out.per_class.append(
-                FeatureStatistics(
-                    distributed.all_sum(stats.feature_sum).cpu(),
-                    distributed.all_sum(stats.outer_sum).cpu(),
-                    int(count.item()),
-                )
-            )
+        out.per_class = [distributed.all_sum_statistics(stats) for stats in self.per_class]
         return out
 
     def stacked(self) -> dict[str, Tensor]:
