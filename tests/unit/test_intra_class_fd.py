@@ -18,7 +18,7 @@ from gan_zoo.errors import ConfigValueError
 from gan_zoo.metrics import FidelityMetrics, metric_names
 from gan_zoo.metrics.intra_class import ClassStatistics, intra_class_fd
 from gan_zoo.metrics.protocol import score_generator
-from gan_zoo.metrics.reference import prepare_reference
+from gan_zoo.metrics.reference import prepare_reference, real_indices
 from gan_zoo.metrics.train_mnist_classifier import mnist_split
 from tests.unit.test_mnist_metrics import HeldOutDigits
 
@@ -66,8 +66,7 @@ def intra_metric() -> FidelityMetrics:
     return FidelityMetrics(isc=False, extractor=EXTRACTOR, intra_fd_classes=10, batch_size=250)
 
 
-@pytest.mark.parametrize("obey", [True, False])
-def test_intra_class_fd_sees_digits_of_the_wrong_class_that_fd_cannot(obey: bool) -> None:
+def test_intra_class_fd_sees_digits_of_the_wrong_class_that_fd_cannot() -> None:
     split = mnist_split()  # the reference: the 4,500 digits the network trained on, by label
     metric = intra_metric()
     metric.update(split["train_images"], real=True, labels=split["train_labels"])
@@ -75,14 +74,16 @@ def test_intra_class_fd_sees_digits_of_the_wrong_class_that_fd_cannot(obey: bool
     metric.reset()  # score_generator resets: the reals become a fixed reference, as cached
     metric.set_real_statistics(*reference)
     right = score_generator(metric, HeldOutDigits(True), 8, 500, 0, 250, num_classes=10)
-    values = score_generator(metric, HeldOutDigits(obey), 8, 500, 0, 250, num_classes=10)
+    wrong = score_generator(metric, HeldOutDigits(False), 8, 500, 0, 250, num_classes=10)
     # Real digits of every class either way, only paired with other labels: a similar
     # class-blind FD (the few held-out digits drawn differ a little).
-    assert values["fid"] == pytest.approx(right["fid"], rel=0.2)
-    if not obey:  # each class's fakes are another digit: as far apart as two digit classes
-        assert values["intra_fid"] > 4 * right["intra_fid"], (values, right)
-        assert values["intra_fid"] > 5 * values["fid"], values
-    names = metric_names(values, 500, 4500, EXTRACTOR)
+    assert wrong["fid"] == pytest.approx(right["fid"], rel=0.2)
+    # Per class, the right digits are as close as the whole set is (50 per class: noisier);
+    # the wrong ones are another digit, as far apart as two digit classes.
+    assert right["intra_fid"] < 2 * right["fid"], right
+    assert wrong["intra_fid"] > 4 * right["intra_fid"], (wrong, right)
+    assert wrong["intra_fid"] > 5 * wrong["fid"], wrong
+    names = metric_names(wrong, 500, 4500, EXTRACTOR)
     assert "intra_fd_mnist_500_train_4500" in names
 
 
@@ -95,7 +96,9 @@ def test_the_reference_cache_stores_the_per_class_statistics(tmp_path) -> None:
     again = intra_metric()
     assert prepare_reference(again, data, 300, tmp_path).source == "cache"
     counts = [s.count for s in again.real_class_statistics().per_class]
-    assert sum(counts) == 300 and min(counts) > 10
+    # The reference's 300 digits (the fixed permutation's first 300), grouped by their labels.
+    labels = data.dataset.labels[real_indices(len(data.dataset), 300)]
+    assert counts == labels.bincount(minlength=10).tolist() and min(counts) > 10
     for a, b in zip(
         first.real_class_statistics().per_class, again.real_class_statistics().per_class
     ):
