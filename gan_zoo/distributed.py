@@ -34,6 +34,7 @@ Buffers:
 
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 import torch
@@ -57,6 +58,22 @@ class GANDDPStrategy(DDPStrategy):
     def configure_ddp(self) -> None:
         assert self.model is not None
         broadcast_from_rank0(self.model)  # identical start on every rank (params and buffers)
+
+    def setup_distributed(self) -> None:
+        super().setup_distributed()
+        # Lightning registers this only for NCCL; gloo needs it as much (see close_process_group).
+        atexit.register(close_process_group)
+
+
+def close_process_group() -> None:
+    """Destroy the default process group, if any, while the interpreter is still whole.
+
+    A gloo group left to interpreter shutdown can abort the process ("terminate called without an
+    active exception", SIGABRT): its worker threads still hold work objects whose tensors need
+    the GIL (pytorch PR 179291). Lightning destroys the group at exit only for NCCL.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 STRATEGY_NAME = "gan_ddp"

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Strict
 
 from gan_zoo.checkpointing import CONFIG_KEY, CheckpointError, load_model, read_checkpoint
+from gan_zoo.distributed import close_process_group
 from gan_zoo.errors import ConfigError, check
 from gan_zoo.metrics import distributed
 from gan_zoo.metrics.fidelity import FidelityMetrics
@@ -163,6 +164,8 @@ def _worker(
             return _score(fabric, ckpt_path, data_cfg, metrics)
         except (distributed.FidelityError, ConfigError, CheckpointError) as err:
             return {"error": str(err)}
+        finally:
+            close_process_group()  # Fabric leaves a gloo group to interpreter shutdown
 
 
 def _load_metric(metrics: dict[str, Any], fix: str = EVALUATE_FIX) -> FidelityMetrics:

@@ -136,3 +136,25 @@ def test_train_refuses_ddp_spawn_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(ConfigValueError, match=r"^trainer.strategy='DDPStrategy' is invalid"):
         prepare(cfg)
     assert not any(tmp_path.iterdir())  # no checkpoint, log or data index was written
+
+
+def test_gan_ddp_destroys_its_gloo_group_at_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gloo group left to interpreter shutdown can abort the process (SIGABRT), and Lightning
+    destroys the group at exit only for NCCL: gan_ddp registers the destroy for every backend."""
+    import torch.distributed as dist
+
+    from gan_zoo import distributed
+
+    registered: list[Any] = []
+    monkeypatch.setattr(distributed.atexit, "register", registered.append)
+    trainer = pl.Trainer(strategy="gan_ddp", accelerator="cpu", devices=1, logger=False)
+    trainer.strategy.setup_distributed()  # a one-process gloo group
+    try:
+        assert dist.is_initialized() and dist.get_backend() == "gloo"
+        assert registered == [distributed.close_process_group]
+        distributed.close_process_group()
+        assert not dist.is_initialized()
+        distributed.close_process_group()  # a no-op once closed, as at exit after an explicit close
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
