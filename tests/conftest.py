@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,25 +20,26 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
-@pytest.fixture
-def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+def run_script(
+    script: str, *args: str, timeout: float = 600, env: dict[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``python <script> <args>`` from the repo root with W&B forced offline."""
+    full_env = {**os.environ, "WANDB_MODE": "offline", "PYTHONHASHSEED": "0", **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}  # None unsets a variable
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
-    def run(
-        script: str, *args: str, timeout: float = 600, env: dict[str, str | None] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        full_env = {**os.environ, "WANDB_MODE": "offline", "PYTHONHASHSEED": "0", **(env or {})}
-        full_env = {k: v for k, v in full_env.items() if v is not None}  # None unsets a variable
-        return subprocess.run(
-            [sys.executable, str(ROOT / script), *args],
-            cwd=ROOT,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
 
-    return run
+@pytest.fixture
+def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """:func:`run_script` as a fixture (module-scoped fixtures call the function itself)."""
+    return run_script
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ import yaml
 
 import gan_zoo
 from gan_zoo.checkpointing import read_checkpoint
+from tests.conftest import run_script
 from tests.helpers import CONFIG_DIR, FAST, MODELS
 
 EXPECTED_CLASS = {
@@ -29,12 +30,40 @@ def _metrics(run_dir: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open()))
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_model_config_trains_loads_and_samples(model: str, run_cli, tmp_path: Path) -> None:
-    result = run_cli("train.py", f"model={model}", *FAST, f"hydra.run.dir={tmp_path}")
+def _sweep(folder: Path, key: str, values: list[str], *args: str) -> dict[str, Path]:
+    """``train.py -m key=v1,v2,...`` in one process (Hydra's basic launcher): the run directory
+    of each value. One start-up for every run, where a process per run would pay it each time."""
+    result = run_script(
+        "train.py", "-m", f"{key}={','.join(values)}", *args, f"hydra.sweep.dir={folder}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    ckpt = tmp_path / "checkpoints" / "last.ckpt"
-    assert (tmp_path / "checkpoints" / "step000002.ckpt").is_file()
+    runs = {}
+    for overrides in folder.glob("*/.hydra/overrides.yaml"):
+        chosen = [o.split("=", 1)[1] for o in yaml.safe_load(overrides.read_text())]
+        runs[next(v for v in values if v in chosen)] = overrides.parent.parent
+    assert sorted(runs) == sorted(values)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def model_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every model config, 4 generator steps on the MNIST subset, as one sweep."""
+    return _sweep(tmp_path_factory.mktemp("models"), "model", MODELS, *FAST)
+
+
+@pytest.fixture(scope="module")
+def toy_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each ``data.name`` of ``data=toy2d``, 2 generator steps, as one sweep."""
+    names = ["ring8", "grid25", "swiss_roll"]
+    args = ("data=toy2d", *FAST, "trainer.max_steps=2")
+    return _sweep(tmp_path_factory.mktemp("toy"), "data.name", names, *args)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_config_trains_loads_and_samples(model: str, model_runs: dict[str, Path]) -> None:
+    run = model_runs[model]
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert (run / "checkpoints" / "step000002.ckpt").is_file()
     loaded = gan_zoo.load_model(ckpt)
     assert type(loaded).__name__ == EXPECTED_CLASS.get(model, type(loaded).__name__)
     assert read_checkpoint(ckpt)["global_step"] == 4  # generator steps, whatever n_critic is
@@ -42,20 +71,28 @@ def test_model_config_trains_loads_and_samples(model: str, run_cli, tmp_path: Pa
     assert samples.shape == (10, 1, 28, 28) and not samples.requires_grad
     assert samples.min() >= -1 and samples.max() <= 1
     # the logged step axis is the generator step, and the losses are there and finite
-    rows = _metrics(tmp_path)
+    rows = _metrics(run)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     for key in ("train/d_loss", "train/g_loss", "train/penalty"):
         assert all(np.isfinite(float(r[key])) for r in rows)
-    assert (tmp_path / "samples" / "final.png").is_file()
+    assert (run / "samples" / "final.png").is_file()
 
 
-def test_generate_writes_grid_images_and_npz(run_cli, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    assert run_cli("train.py", *FAST, f"hydra.run.dir={run}").returncode == 0
+def test_a_sweep_trains_each_variant_as_its_own_class(model_runs: dict[str, Path]) -> None:
+    # sngan_projection is SN-GAN with a projection discriminator: the SNGAN class, conditional
+    unconditional = [m for m in MODELS if m != "sngan_projection"]
+    ckpts = [model_runs[m] / "checkpoints" / "last.ckpt" for m in unconditional]
+    classes = {type(gan_zoo.load_model(ckpt)).__name__ for ckpt in ckpts}
+    assert len(classes) == len(unconditional)
+
+
+def test_generate_writes_grid_images_and_npz(
+    run_cli, model_runs: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "gen"
     result = run_cli(
         "generate.py",
-        f"ckpt_path={run}/checkpoints/last.ckpt",
+        f"ckpt_path={model_runs['ns_gan']}/checkpoints/last.ckpt",
         "num_samples=12",
         f"out_dir={out}",
         "save_images=true",
@@ -69,12 +106,11 @@ def test_generate_writes_grid_images_and_npz(run_cli, tmp_path: Path) -> None:
     assert samples.shape == (12, 28, 28, 1) and samples.dtype == np.uint8
 
 
-def test_generate_is_seeded(run_cli, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    assert run_cli("train.py", "data=toy2d", *FAST, f"hydra.run.dir={run}").returncode == 0
+def test_generate_is_seeded(run_cli, toy_runs: dict[str, Path], tmp_path: Path) -> None:
     outs = []
     for name in ("a", "b"):
-        args = (f"ckpt_path={run}/checkpoints/last.ckpt", "num_samples=50", "save_npz=true")
+        ckpt = toy_runs["ring8"] / "checkpoints" / "last.ckpt"
+        args = (f"ckpt_path={ckpt}", "num_samples=50", "save_npz=true")
         result = run_cli("generate.py", *args, f"out_dir={tmp_path / name}")
         assert result.returncode == 0, result.stderr[-2000:]
         outs.append(np.load(tmp_path / name / "samples.npz")["samples"])
@@ -93,34 +129,10 @@ def test_same_seed_same_run_other_seed_other_run(run_cli, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("name", ["ring8", "grid25", "swiss_roll"])
-def test_toy2d_names_select_the_data(name: str, run_cli, tmp_path: Path) -> None:
-    args = ("data=toy2d", f"data.name={name}", *FAST, "trainer.max_steps=2")
-    result = run_cli("train.py", *args, f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    config = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["gan_zoo_config"]
+def test_toy2d_names_select_the_data(name: str, toy_runs: dict[str, Path]) -> None:
+    config = read_checkpoint(toy_runs[name] / "checkpoints" / "last.ckpt")["gan_zoo_config"]
     assert config["data"]["name"] == name
-    assert (tmp_path / "samples" / "final.png").stat().st_size > 1000  # a real scatter plot
-
-
-# sngan_projection is conditional on MNIST's and CIFAR-10's 10 classes; ring8 has 8 (below)
-UNCONDITIONAL = [m for m in MODELS if m != "sngan_projection"]
-
-
-def test_sweep_runs_every_variant(run_cli, tmp_path: Path) -> None:
-    result = run_cli(
-        "train.py",
-        "-m",
-        "model=" + ",".join(UNCONDITIONAL),
-        "data=toy2d",
-        *FAST,
-        "trainer.max_steps=2",
-        f"hydra.sweep.dir={tmp_path}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    ckpts = sorted(tmp_path.glob("*/checkpoints/last.ckpt"))
-    assert len(ckpts) == len(UNCONDITIONAL)
-    classes = {type(gan_zoo.load_model(p)).__name__ for p in ckpts}
-    assert len(classes) == len(UNCONDITIONAL)
+    assert (toy_runs[name] / "samples" / "final.png").stat().st_size > 1000  # a real scatter plot
 
 
 def test_projection_cgan_trains_on_the_toy_modes_as_classes(run_cli, tmp_path: Path) -> None:
@@ -173,14 +185,26 @@ def test_conditional_experiment_trains_and_generates_a_chosen_class(
     assert "Miyato & Koyama" in mnist["protocol"]["intra_fd"]
 
 
-@pytest.mark.parametrize("option", sorted(p.stem for p in (CONFIG_DIR / "tuned").glob("*.yaml")))
-def test_tuned_configs_train_through_the_cli(option: str, run_cli, tmp_path: Path) -> None:
-    data, model = option.split("_", 1)
-    result = run_cli(
-        "train.py", f"model={model}", f"data={data}", *FAST, f"hydra.run.dir={tmp_path}"
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    config = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["gan_zoo_config"]
+TUNED = sorted(p.stem for p in (CONFIG_DIR / "tuned").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def tuned_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each ``configs/tuned/<data>_<model>.yaml``, picked up by ``model=<model> data=<data>``
+    alone: one sweep over the models of each data set."""
+    runs = {}
+    for data in sorted({option.split("_", 1)[0] for option in TUNED}):
+        models = [o.split("_", 1)[1] for o in TUNED if o.split("_", 1)[0] == data]
+        folder = tmp_path_factory.mktemp(f"tuned_{data}")
+        swept = _sweep(folder, "model", models, f"data={data}", *FAST)
+        runs.update({f"{data}_{model}": run for model, run in swept.items()})
+    return runs
+
+
+@pytest.mark.parametrize("option", TUNED)
+def test_tuned_configs_train_through_the_cli(option: str, tuned_runs: dict[str, Path]) -> None:
+    run = tuned_runs[option]
+    config = read_checkpoint(run / "checkpoints" / "last.ckpt")["gan_zoo_config"]
     tuned = yaml.safe_load((CONFIG_DIR / "tuned" / f"{option}.yaml").read_text())
     assert (
         config["model"]["generator_optimizer"]["lr"] == tuned["model"]["generator_optimizer"]["lr"]
