@@ -40,6 +40,7 @@ from gan_zoo.metrics.protocol import (
     fake_labels,
     fake_noise,
     metric_names,
+    mnist_metrics,
     score_generator,
 )
 from gan_zoo.metrics.reference import Reference, prepare_reference
@@ -49,21 +50,6 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Sample quality (issue 2)"
 CACHE = os.environ.get("GAN_ZOO_CACHE", "~/.cache/gan_zoo")
 EXTRACTOR = "mnist-cnn"
-
-
-def mnist_metric(num_classes: int = 0) -> FidelityMetrics:
-    """The metrics for a model of ``num_classes`` classes (0: unconditional); a conditional one
-    also gets the intra-class Fréchet distance."""
-    return FidelityMetrics(
-        intra_fd_classes=num_classes,
-        isc=False,
-        extractor=EXTRACTOR,
-        kid=True,
-        precision_recall=True,
-        density_coverage=True,
-        classes=True,
-        batch_size=500,
-    )
 
 
 @torch.no_grad()
@@ -175,7 +161,7 @@ def main() -> None:
         label, _, path = arg.rpartition("=")  # "LABEL=PATH" names a row of the table
         model = gan_zoo.load_model(path)
         if model.num_classes not in metrics:
-            metric = mnist_metric(model.num_classes)
+            metric = mnist_metrics(model.num_classes)
             data = MNISTSubsetDataModule()
             metrics[model.num_classes] = (
                 metric,

@@ -31,7 +31,13 @@ from gan_zoo.metrics.fidelity import FidelityMetrics
 from gan_zoo.metrics.inception import InceptionWeightsError
 from gan_zoo.metrics.mnist_net import EXTRACTOR_NAME as MNIST
 from gan_zoo.metrics.mnist_net import INPUT_SHAPE as MNIST_SHAPE
-from gan_zoo.metrics.protocol import metric_names, protocol, sampled_from, score_generator
+from gan_zoo.metrics.protocol import (
+    metric_names,
+    mnist_metrics,
+    protocol,
+    sampled_from,
+    score_generator,
+)
 from gan_zoo.metrics.reference import prepare_reference, train_set
 from gan_zoo.validation import PositiveInt, Seed, StrictBool, validate_settings
 
@@ -186,15 +192,10 @@ def _load_metric(metrics: dict[str, Any], fix: str = EVALUATE_FIX) -> FidelityMe
 
 
 def _load_mnist_metric(metrics: dict[str, Any], num_classes: int = 0) -> FidelityMetrics:
-    """The MNIST network's metrics: Fréchet distance and classes, the others on request, and for
-    a conditional model (``num_classes`` > 0) the intra-class Fréchet distance."""
-    return FidelityMetrics(
-        intra_fd_classes=num_classes,
-        fid=True,
-        isc=False,
-        batch_size=metrics["batch_size"],
-        extractor=MNIST,
-        classes=True,
+    """The MNIST network's metrics that ``metrics`` switches on (see :func:`mnist_metrics`)."""
+    return mnist_metrics(
+        num_classes,
+        metrics["batch_size"],
         kid=metrics["mnist_kid"],
         precision_recall=metrics["mnist_precision_recall"],
         density_coverage=metrics["mnist_density_coverage"],

@@ -29,6 +29,30 @@ NOISE_CHUNK = 1024
 Sampler = Callable[..., Tensor]
 
 
+def mnist_metrics(
+    num_classes: int = 0,
+    batch_size: int = 500,
+    kid: bool = True,
+    precision_recall: bool = True,
+    density_coverage: bool = True,
+) -> FidelityMetrics:
+    """The metrics in the shipped MNIST network's features (``evaluate.py``'s ``mnist`` block,
+    ``bench.sample_quality``): Fréchet distance and the class metrics always, the feature-set
+    metrics unless switched off, and for a conditional model (``num_classes`` > 0) the
+    intra-class Fréchet distance."""
+    return FidelityMetrics(
+        intra_fd_classes=num_classes,
+        fid=True,
+        isc=False,
+        batch_size=batch_size,
+        extractor=MNIST,
+        classes=True,
+        kid=kid,
+        precision_recall=precision_recall,
+        density_coverage=density_coverage,
+    )
+
+
 def chunk_seed(seed: int, chunk: int) -> int:
     """A well-mixed seed for noise chunk ``chunk`` (numpy's SeedSequence of the pair)."""
     return int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0])

@@ -14,7 +14,7 @@ import torch
 
 from gan_zoo.data import MNISTSubsetDataModule
 from gan_zoo.metrics import FidelityMetrics, metric_names
-from gan_zoo.metrics.protocol import score_generator
+from gan_zoo.metrics.protocol import mnist_metrics, score_generator
 from gan_zoo.metrics.reference import prepare_reference
 from gan_zoo.metrics.train_mnist_classifier import mnist_split
 from gan_zoo.nets import DCGANGenerator
@@ -32,18 +32,6 @@ def default_job_generator(step: int) -> DCGANGenerator:
     return net.eval()  # BatchNorm uses its running statistics, as model.sample() does
 
 
-def mnist_metric() -> FidelityMetrics:
-    return FidelityMetrics(
-        isc=False,
-        extractor=EXTRACTOR,
-        kid=True,
-        precision_recall=True,
-        density_coverage=True,
-        classes=True,
-        batch_size=500,
-    )
-
-
 @torch.no_grad()
 def score(metric: FidelityMetrics, step: int, num_fakes: int, seed: int) -> dict[str, float]:
     net = default_job_generator(step)
@@ -52,7 +40,7 @@ def score(metric: FidelityMetrics, step: int, num_fakes: int, seed: int) -> dict
 
 @pytest.mark.slow
 def test_fd_mnist_2k_train_ranks_the_default_jobs_generators_by_training_steps(tmp_path) -> None:
-    metric = mnist_metric()
+    metric = mnist_metrics()
     # The protocol's reference: the first 2,000 of the fixed permutation of the 5,000 training
     # digits (GANDataModule.real_samples' order), as the training callback would use.
     prepare_reference(metric, MNISTSubsetDataModule(), 2000, tmp_path, batch_size=500)
@@ -72,7 +60,7 @@ def test_real_held_out_digits_score_far_better_than_any_generator() -> None:
     # The network never saw the 500 held-out digits, nor the fakes; the reference is the 4,500
     # digits it trained on, so the held-out digits do not appear on both sides.
     split = mnist_split()
-    metric = mnist_metric()
+    metric = mnist_metrics()
     metric.update(split["train_images"], real=True)
     stats, features = metric.real_statistics(), metric.real_features()
     metric.reset()
@@ -97,14 +85,14 @@ def test_reference_cache_holds_the_features_the_feature_set_metrics_need(tmp_pat
     fd_only = FidelityMetrics(isc=False, extractor=EXTRACTOR)
     first = prepare_reference(fd_only, data, 200, tmp_path, batch_size=100)
     assert first.source == "computed" and "extractor=mnist-cnn" in first.key
-    full = mnist_metric()
+    full = mnist_metrics()
     # The file has FD's statistics but no features: a miss for KID & co., recomputed with them.
     assert prepare_reference(full, data, 200, tmp_path, batch_size=100).source == "computed"
     features = full.real_features()
     assert features.shape == (200, 128) and torch.equal(
         full.real_statistics().feature_sum, fd_only.real_statistics().feature_sum
     )
-    again = mnist_metric()
+    again = mnist_metrics()
     assert prepare_reference(again, data, 200, tmp_path).source == "cache"
     assert torch.equal(again.real_features(), features)
     assert prepare_reference(fd_only, data, 200, tmp_path).source == "cache"  # still serves FD
