@@ -237,6 +237,41 @@ def test_mlp_norm_choice_is_used() -> None:
     assert any(isinstance(m, nn.LayerNorm) for m in MLPDiscriminator(norm="layer").modules())
 
 
+def test_mlp_generator_takes_batchnorm_as_pacgans_toy_generator() -> None:
+    g = MLPGenerator(hidden=16, depth=4, norm="batch")
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in g.modules()) == 4
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in MLPGenerator(hidden=16).modules())
+
+
+def test_maxout_discriminator_takes_the_max_of_each_units_pieces() -> None:
+    """PacGAN's toy D: every hidden layer is a maxout of 5 pieces (Goodfellow et al. 2013)."""
+    d = MLPDiscriminator(in_dim=2, hidden=3, depth=2, maxout=5)
+    first, activation = d.net[0], d.net[2]
+    assert first.out_features == 15 and isinstance(activation, gan_zoo.nets.mlp.Maxout)
+    assert d.net[3].in_features == 3  # the next layer sees one value per unit
+    x = torch.randn(7, 2)
+    pieces = first(x).view(7, 3, 5)  # unit u's pieces are outputs 5u .. 5u + 4
+    assert torch.equal(d.net[:3](x), pieces.max(dim=2).values)
+    assert d(x).shape == (7,)
+    assert not any(isinstance(m, nn.ReLU) for m in d.modules())
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        MLPGenerator(hidden=400, init_std=0.02),
+        MLPDiscriminator(hidden=200, maxout=5, init_std=0.02),
+    ],
+)
+def test_mlp_init_std_draws_weights_from_n_0_std_with_zero_biases(net: nn.Module) -> None:
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    weights = torch.cat([m.weight.flatten() for m in linears[1:]])  # the large ones
+    assert abs(weights.std().item() - 0.02) < 0.001 and abs(weights.mean().item()) < 0.001
+    assert all(torch.count_nonzero(m.bias) == 0 for m in linears)
+    default = [m for m in MLPGenerator(hidden=400).modules() if isinstance(m, nn.Linear)]
+    assert abs(default[1].weight.std().item() - 0.02) > 0.005  # PyTorch's own: U(±1/√400)
+
+
 def _n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
