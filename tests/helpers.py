@@ -50,6 +50,14 @@ def fast_keeping(*callbacks: str) -> list[str]:
 FAST_WITH_METRICS = fast_keeping("fidelity")
 
 
+def leaves(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a.b.c": value}`` for every leaf of a nested dict (lists are leaves)."""
+    if not isinstance(node, dict):
+        return {prefix[:-1]: node}
+    children = [leaves(child, f"{prefix}{key}.") for key, child in node.items()]
+    return {k: v for child in children for k, v in child.items()}
+
+
 def compose_train(overrides: Sequence[str] = (), run_dir: Path | None = None) -> DictConfig:
     """Compose the real ``configs/train.yaml`` as ``train.py`` would, outside a Hydra run."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

@@ -8,10 +8,11 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from gan_zoo.models import GAN
 from gan_zoo.training import build, instantiate_node
-from tests.helpers import CONFIG_DIR, MODELS, compose_train
+from tests.helpers import CONFIG_DIR, MODELS, compose_train, leaves
 
 
 def _options(group: str) -> list[str]:
@@ -111,8 +112,21 @@ def test_tuned_group_applies_to_its_data_and_model_only(option: str, tmp_path: P
     tuned = compose_train([f"model={model}", f"data={data}"], run_dir=tmp_path)
     _, gan = build(tuned)
     assert isinstance(gan, GAN)
+    file = OmegaConf.load(CONFIG_DIR / "tuned" / f"{option}.yaml")
+    numbers = {
+        key: value
+        for key, value in leaves(OmegaConf.to_container(file)).items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    assert numbers, "a tuned config sets at least one number"
     elsewhere = compose_train([f"model={model}", "data=mnist_subset"], run_dir=tmp_path)
-    assert tuned.model.generator_optimizer.lr != elsewhere.model.generator_optimizer.lr
-    assert elsewhere.model.lr_decay_steps is None
-    cli = compose_train([f"model={model}", f"data={data}", "trainer.max_steps=7"], tmp_path)
-    assert cli.trainer.max_steps == 7 and cli.model.lr_decay_steps == 7
+    assert any(OmegaConf.select(elsewhere, k) != v for k, v in numbers.items())
+    for key, value in numbers.items():
+        assert OmegaConf.select(tuned, key) == value, key
+        other = value + 1 if isinstance(value, int) else value * 2
+        cli = compose_train([f"model={model}", f"data={data}", f"{key}={other}"], tmp_path)
+        assert OmegaConf.select(cli, key) == other, key
+    if "lr_decay_steps" in file.get("model", {}):  # the decay follows the run's own length
+        cli = compose_train([f"model={model}", f"data={data}", "trainer.max_steps=7"], tmp_path)
+        assert cli.trainer.max_steps == 7 and cli.model.lr_decay_steps == 7
+        assert elsewhere.model.lr_decay_steps is None
