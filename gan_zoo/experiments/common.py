@@ -66,32 +66,50 @@ def with_lr(factory: OptimizerFactory, lr: float) -> OptimizerFactory:
 
 
 def critic_model(
-    variant: type[GAN], in_dim: int, hidden: int, depth: int, lr: float, **kwargs: Any
+    variant: type[GAN],
+    in_dim: int,
+    hidden: int,
+    depth: int,
+    lr: float,
+    pack: int = 1,
+    **kwargs: Any,
 ) -> GAN:
-    """A variant around an MLP critic, with its paper optimizer at learning rate ``lr``.
+    """A variant around an MLP critic (scoring packs of ``pack`` samples), with its paper
+    optimizer at learning rate ``lr``.
 
     The generator is a placeholder (``nn.Identity``): these experiments hold the "generator"
     distribution fixed and only train the critic.
     """
     optimizer = with_lr(variant.default_optimizer, lr)
-    critic = MLPDiscriminator(in_dim=in_dim, hidden=hidden, depth=depth, norm="none")
+    critic = MLPDiscriminator(in_dim=in_dim, hidden=hidden, depth=depth, norm="none", pack=pack)
     return variant(
-        nn.Identity(), critic, latent_dim=in_dim, discriminator_optimizer=optimizer, **kwargs
+        nn.Identity(),
+        critic,
+        latent_dim=in_dim,
+        discriminator_optimizer=optimizer,
+        pack=pack,
+        **kwargs,
     )
 
 
 def train_critic(
-    model: GAN, sample_real: Sampler, sample_fake: Sampler, steps: int, batch_size: int
+    model: GAN,
+    sample_real: Sampler,
+    sample_fake: Sampler,
+    steps: int,
+    batch_size: int,
+    after_step: Callable[[int, Tensor], None] | None = None,
 ) -> None:
     """Train only ``model``'s critic against fixed real and fake distributions.
 
     The same hooks in the same order as one critic step of the training loop
     (``GAN._discriminator_step``): loss, penalty, optimizer step, ``after_discriminator_step``
-    (weight clipping for WGAN), each step on fresh samples.
+    (weight clipping for WGAN), each step on fresh samples. ``after_step(step, loss)``, if
+    given, runs after each (1-based) step, e.g. to record a learning curve.
     """
     critic = model.discriminator.train()
     optimizer = model.discriminator_optimizer(critic.parameters())
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         real, fake = sample_real(batch_size), sample_fake(batch_size)  # (B, *S) each
         loss = model.discriminator_loss(critic(real), critic(fake))
         loss = loss + model.discriminator_penalty(real, fake)
@@ -99,6 +117,8 @@ def train_critic(
         loss.backward()
         optimizer.step()
         model.after_discriminator_step()
+        if after_step is not None:
+            after_step(step, loss.detach())
 
 
 @torch.no_grad()
