@@ -1,44 +1,51 @@
-"""Mode coverage of every variant on ring8 and grid25, under the PacGAN protocol.
+"""Mode coverage of every variant on ring8 and grid25, over seeds, under the PacGAN protocol.
 
 Lin et al. 2018 ("PacGAN", Sec. 5.1), after Srivastava et al. 2017 ("VEEGAN", Sec. 5.1): draw
 2,500 samples; a sample is *high quality* when it lies within 3 standard deviations of its
 nearest mode; a mode is *covered* when at least 20 high-quality samples fall on it; and the
 *reverse KL* is KL(mode histogram of the high-quality samples || uniform).
 
-Each variant is trained through the real stack: the Hydra configs (``configs/model/*.yaml`` with
-``data=toy2d``), ``gan_zoo.training.build`` and a Lightning ``Trainer``, so a row is what
+Each variant is one Hydra multirun of ``train.py`` over ``data.name`` x ``seed``, run by Hydra's
+joblib launcher (``--jobs`` runs at a time), so every run is exactly
 
-    python train.py model=<variant> data=toy2d data.name=<ring8|grid25> trainer.max_steps=<steps>
+    python train.py model=<variant> data=toy2d data.name=<ring8|grid25> seed=<s>
 
-would give with the smaller nets and budget set here (see ``--help``). Every run gets the same
-number of training batches (3,000 critic steps by default, a few minutes for all runs on two
-cores), far below the papers' budgets (see docs/mode_coverage.md).
+at the shipped settings and budget (``configs/tuned/toy2d_<model>.yaml`` where one exists; 5,000
+generator steps), plus ``--max-steps`` and ``--override`` if given. The scores are the final
+values the ``callbacks.mode_coverage`` callback logged (``val/modes_covered_2500``, ...), read
+back from the run directories (:mod:`gan_zoo.experiments.sweep_runs`); the scatter plot samples
+each variant's seed-0 checkpoint. Outputs in ``--out``: ``runs/<variant>/`` (the run
+directories), ``mode_coverage_runs.csv`` (one row per run), ``mode_coverage.csv`` (mean and
+sample std per variant and data set), ``mode_coverage.md`` and ``mode_coverage.png``.
 
     python -m gan_zoo.experiments.mode_coverage --out docs/img
 """
 
 from __future__ import annotations
 
-import argparse
-import multiprocessing
 import os
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
-from hydra import compose, initialize_config_dir
+import torch
 
+from gan_zoo.checkpointing import load_model
 from gan_zoo.cli import CONFIG_DIR
-from gan_zoo.data import Toy2DDataModule
+from gan_zoo.data.toy import MIXTURES
 from gan_zoo.experiments import common
-from gan_zoo.metrics.mode_coverage import mode_statistics
+from gan_zoo.experiments.sweep_runs import RunRecord, override_key, override_value, read_sweeps
+from gan_zoo.metrics.mode_coverage import PACGAN_SAMPLES
 from gan_zoo.plotting import new_figure
-from gan_zoo.training import build
 
-# label -> config overrides; FGAN twice, for the mode-covering KL and the mode-seeking reverse KL.
+TRAIN = CONFIG_DIR.parent / "train.py"
+# label -> train.py overrides; FGAN twice (mode-covering KL, mode-seeking reverse KL), and
+# PacGAN4 on the tuned NS-GAN, with 5 D steps per G step: with one, the packed D never leaves
+# chance at this budget (docs/mode_coverage.md, "Packing").
 VARIANTS: dict[str, list[str]] = {
     "minimax_gan": ["model=minimax_gan"],
     "ns_gan": ["model=ns_gan"],
@@ -49,144 +56,146 @@ VARIANTS: dict[str, list[str]] = {
     "hinge_gan": ["model=hinge_gan"],
     "fgan_kl": ["model=fgan", "model.divergence=kl"],
     "fgan_reverse_kl": ["model=fgan", "model.divergence=reverse_kl"],
+    "ns_gan_pack4": ["model=ns_gan", "model.pack=4", "data.batch_size=512", "model.n_critic=5"],
 }
 DATASETS = ("ring8", "grid25")
+# (CSV stem, metric the callback logs)
+SCORES = (
+    ("modes_covered", f"val/modes_covered_{PACGAN_SAMPLES}"),
+    ("high_quality_pct", f"val/hq_pct_{PACGAN_SAMPLES}"),
+    ("reverse_kl", f"val/reverse_kl_{PACGAN_SAMPLES}"),
+)
+RUN_COLUMNS = ("variant", "dataset", "seed", "step", *(stem for stem, _ in SCORES), "run_dir")
 COLUMNS = (
     "variant",
     "dataset",
-    "modes_covered",
-    "num_modes",
-    "high_quality_pct",
-    "reverse_kl",
-    "generator_steps",
-    "seconds",
+    "runs",
+    *(f"{stem}_{kind}" for stem, _ in SCORES for kind in ("mean", "std")),
+    "sweep_seconds",
 )
+QUICK = ["debug=fast", "net.generator.hidden=16", "net.discriminator.hidden=16"]
 
 
-def overrides_for(args: argparse.Namespace, variant: str, dataset: str) -> list[str]:
-    """The ``train.py`` overrides of one run (model, data and the smaller CPU nets)."""
+def sweep_command(variant: str, args: Any) -> list[str]:
+    """The ``train.py -m`` command of one variant: every data set x seed, ``--jobs`` at once."""
+    budget = [f"trainer.max_steps={args.max_steps}"] if args.max_steps else []
     return [
-        *VARIANTS[variant],
-        "data=toy2d",
-        f"data.name={dataset}",
-        f"data.batch_size={args.batch_size}",
-        f"data.num_samples={args.num_data}",
-        f"net.generator.hidden={args.hidden}",
-        f"net.discriminator.hidden={args.hidden}",
-        *args.override,
-    ]
+        sys.executable, str(TRAIN), "-m", *VARIANTS[variant], "data=toy2d",
+        f"data.name={','.join(args.datasets)}", f"seed={','.join(map(str, args.seeds))}",
+        "logger=csv", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+        "hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}",
+        f"hydra.sweep.dir={args.out / 'runs' / variant}", *budget, *args.override,
+    ]  # fmt: skip
 
 
-def run_one(args: argparse.Namespace, variant: str, dataset: str) -> dict[str, Any]:
-    """Train one variant on one dataset through the real config stack and score its samples.
-
-    The budget is ``args.critic_steps`` training batches (= critic steps), so a variant with
-    ``n_critic = 5`` takes a fifth as many generator steps: every run costs about the same.
-    """
-    common.setup(args)  # again, for worker processes
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides_for(args, variant, dataset))
-    pl.seed_everything(args.seed, workers=True, verbose=False)
-    datamodule, model = build(cfg)
-    assert isinstance(datamodule, Toy2DDataModule) and datamodule.modes is not None
-    steps = max(1, args.critic_steps // model.n_critic)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
-    seconds = time.perf_counter() - start
-    samples = model.sample(args.num_samples)  # (2500, 2)
-    stats = mode_statistics(samples, datamodule.modes, float(datamodule.mode_std or 0.0))
-    return {"variant": variant, "dataset": dataset, "generator_steps": steps,
-            "seconds": seconds, "samples": samples, "modes": datamodule.modes, **stats}  # fmt: skip
+def run_rows(variant: str, runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    """One row per run of ``variant``: its data set, seed, last step and final scores."""
+    rows = []
+    for run in runs:
+        overrides = {override_key(o): override_value(o) for o in run.overrides}
+        missing = [metric for _, metric in SCORES if not run.complete(metric)]
+        if missing:
+            raise RuntimeError(f"{run.run_dir}: no final {missing[0]}; see its train.log")
+        row = {stem: run.final[metric] for stem, metric in SCORES}
+        step = run.final_step[SCORES[0][1]]
+        dataset, seed = overrides["data.name"], run.seed
+        rows.append({"variant": variant, "dataset": dataset, "seed": seed, "step": step,
+                     "run_dir": str(run.run_dir), **row})  # fmt: skip
+    return rows
 
 
-def plot(results: Sequence[dict[str, Any]], path: Path) -> Path:
-    """One scatter per (dataset, variant): 2,500 samples (dots) over the modes (crosses)."""
-    variants = list(dict.fromkeys(r["variant"] for r in results))
-    datasets = list(dict.fromkeys(r["dataset"] for r in results))
-    fig = new_figure(figsize=(2.4 * len(variants), 2.6 * len(datasets)))
-    axes = fig.subplots(len(datasets), len(variants), squeeze=False)
-    for r in results:
-        ax = axes[datasets.index(r["dataset"])][variants.index(r["variant"])]
-        modes, samples = r["modes"], r["samples"]
-        lim = float(modes.abs().max()) * 1.5
-        ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.3)
-        ax.scatter(modes[:, 0], modes[:, 1], marker="x", s=12, c="red")
-        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
-        ax.set_title(
-            f"{r['variant']}\n{r['modes_covered']}/{r['num_modes']} modes, "
-            f"{r['high_quality_pct']:.0f}% HQ",
-            fontsize=8,
-        )
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    return path
+def summarize(rows: Sequence[dict[str, Any]], seconds: dict[str, float]) -> list[dict[str, Any]]:
+    """Mean and sample std (0 for one run) of each score per (variant, data set)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["variant"], row["dataset"]), []).append(row)
+    summary = []
+    for (variant, dataset), group in groups.items():
+        out: dict[str, Any] = {"variant": variant, "dataset": dataset, "runs": len(group)}
+        for stem, _ in SCORES:
+            values = [float(r[stem]) for r in group]
+            out[f"{stem}_mean"] = statistics.fmean(values)
+            out[f"{stem}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        summary.append({**out, "sweep_seconds": seconds[variant]})
+    return summary
 
 
-def table(results: Sequence[dict[str, Any]]) -> str:
-    """Markdown: one line per variant, the two datasets side by side."""
-    by_key = {(r["variant"], r["dataset"]): r for r in results}
-    variants = list(dict.fromkeys(r["variant"] for r in results))
-    datasets = list(dict.fromkeys(r["dataset"] for r in results))
-    header = ["variant"]
-    for d in datasets:
-        header += [f"{d} modes", f"{d} HQ %", f"{d} rev. KL"]
+def table(summary: Sequence[dict[str, Any]]) -> str:
+    """Markdown: one line per variant, modes and HQ % (mean ± std) per data set side by side."""
+    datasets = list(dict.fromkeys(s["dataset"] for s in summary))
+    by_key = {(s["variant"], s["dataset"]): s for s in summary}
+    header = ["variant", *(f"{d} {c}" for d in datasets for c in ("modes", "HQ %", "rev. KL"))]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for v in variants:
-        cells = [v]
-        for d in datasets:
-            r = by_key[(v, d)]
+    for variant in dict.fromkeys(s["variant"] for s in summary):
+        cells = [variant]
+        for dataset in datasets:
+            s, k = by_key[(variant, dataset)], len(MIXTURES[dataset][0])
             cells += [
-                f"{r['modes_covered']}/{r['num_modes']}",
-                f"{r['high_quality_pct']:.1f}",
-                f"{r['reverse_kl']:.2f}",
+                f"{s['modes_covered_mean']:.1f} ± {s['modes_covered_std']:.1f} / {k}",
+                f"{s['high_quality_pct_mean']:.1f} ± {s['high_quality_pct_std']:.1f}",
+                f"{s['reverse_kl_mean']:.2f}",
             ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+@torch.no_grad()
+def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """One scatter per (data set, variant), its lowest seed: 2,500 samples over the modes."""
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: r["seed"]):
+        first.setdefault((row["variant"], row["dataset"]), row)
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    fig = new_figure(figsize=(2.4 * len(variants), 2.6 * len(datasets)))
+    axes = fig.subplots(len(datasets), len(variants), squeeze=False)
+    for (variant, dataset), row in first.items():
+        ax = axes[datasets.index(dataset)][variants.index(variant)]
+        model = load_model(Path(row["run_dir"]) / "checkpoints" / "last.ckpt").eval()
+        samples, modes = model.sample(PACGAN_SAMPLES), MIXTURES[dataset][0]  # (2500, 2), (K, 2)
+        lim = float(modes.abs().max()) * 1.5
+        ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.3)
+        ax.scatter(modes[:, 0], modes[:, 1], marker="x", s=12, c="red")
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
+        ax.set_title(f"{variant}, seed {row['seed']}\n{row['modes_covered']:.0f}/{len(modes)} "
+                     f"modes, {row['high_quality_pct']:.0f}% HQ", fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     cli = common.parser("mode_coverage", __doc__.splitlines()[0])
-    cli.add_argument(
-        "--critic-steps", type=int, default=3000, help="training batches (critic steps) per run"
-    )
-    cli.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="processes")
-    cli.add_argument("--batch-size", type=int, default=256)
-    cli.add_argument("--hidden", type=int, default=128, help="width of both MLPs (3 layers)")
-    cli.add_argument("--num-data", type=int, default=20_000, help="training set size")
-    cli.add_argument("--num-samples", type=int, default=2500, help="PacGAN: 2,500")
-    cli.add_argument(
-        "--override", nargs="*", default=[], help="extra train.py overrides for every run"
-    )
     cli.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     cli.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    cli.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    cli.add_argument("--jobs", type=int, default=2, help="runs at a time (joblib launcher)")
+    cli.add_argument("--max-steps", type=int, help="generator steps (default: the shipped ones)")
+    cli.add_argument("--override", nargs="*", default=[], help="extra train.py overrides")
     args = cli.parse_args(argv)
     if args.quick:
-        args.critic_steps, args.hidden, args.num_data, args.batch_size = 5, 16, 512, 64
-        args.jobs = 1  # worker start-up would dominate
+        args.max_steps, args.override = args.max_steps or 4, [*QUICK, *args.override]
     common.setup(args)
-    start = time.perf_counter()
-    runs = [(args, v, d) for d in args.datasets for v in args.variants]
-    if args.jobs > 1:
-        context = multiprocessing.get_context("spawn")  # fork after torch init is fragile
-        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-            results = list(pool.map(run_one, *zip(*runs)))
-    else:
-        results = [run_one(*run) for run in runs]
-    for row in results:
-        print(", ".join(f"{k}={row[k]}" for k in COLUMNS), flush=True)
-    common.write_csv(results, args.out / "mode_coverage.csv", COLUMNS)
-    (args.out / "mode_coverage.md").write_text(table(results))
-    plot(results, args.out / "mode_coverage.png")
-    print(f"wrote {args.out}/mode_coverage.{{csv,md,png}} in {time.perf_counter() - start:.0f} s")
-    return results
+    rows: list[dict[str, Any]] = []
+    seconds: dict[str, float] = {}
+    for variant in args.variants:
+        start = time.perf_counter()
+        # --threads (default 1) per job: the toy MLPs gain nothing from more, and on a 2-core
+        # machine two jobs of 2 threads each oversubscribe the cores.
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        done = subprocess.run(sweep_command(variant, args), env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"mode_coverage: {variant}'s sweep failed:\n{done.stderr[-3000:]}")
+        seconds[variant] = time.perf_counter() - start
+        rows += run_rows(variant, read_sweeps([args.out / "runs" / variant]))
+        print(f"{variant}: {len(rows)} runs so far, {seconds[variant]:.0f} s", flush=True)
+    summary = summarize(rows, seconds)
+    common.write_csv(rows, args.out / "mode_coverage_runs.csv", RUN_COLUMNS)
+    common.write_csv(summary, args.out / "mode_coverage.csv", COLUMNS)
+    (args.out / "mode_coverage.md").write_text(table(summary))
+    plot(rows, args.out / "mode_coverage.png")
+    print(table(summary) + f"wrote {args.out}/mode_coverage.* in {sum(seconds.values()):.0f} s")
+    return summary
 
 
 if __name__ == "__main__":

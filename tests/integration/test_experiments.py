@@ -5,16 +5,13 @@ from __future__ import annotations
 import csv
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from gan_zoo.data.toy import MIXTURES
 from gan_zoo.experiments import js_vs_w1, lipschitz, mode_coverage
-from tests.helpers import ROOT
 
 
 def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -74,10 +71,8 @@ def test_js_vs_w1_target_names_every_miss() -> None:
     assert js_vs_w1.misses(rows) == ["wgan_clip@1", "sngan@10"]
 
 
-def test_js_vs_w1_lines_runs_as_a_module(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "gan_zoo.experiments.js_vs_w1", "--quick", "--geometry", "lines"]
-    done = subprocess.run([*cmd, "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_js_vs_w1_lines_geometry(tmp_path: Path) -> None:
+    js_vs_w1.main(["--quick", "--geometry", "lines", "--out", str(tmp_path)])
     _, rows = _read(tmp_path / "js_vs_w1.csv")
     assert [float(r["js_exact"]) for r in rows] == pytest.approx([0.0, math.log(2), math.log(2)])
     assert [float(r["w1_exact"]) for r in rows] == [0.0, 5.0, 10.0]
@@ -100,44 +95,45 @@ def test_exact_w1_matches_a_known_transport() -> None:
     assert lipschitz.exact_w1(real, real + torch.tensor([3.0, 4.0])) == pytest.approx(5.0)
 
 
-def test_mode_statistics_hand_cases() -> None:
-    modes, std = MIXTURES["ring8"]
-    # 20 samples on each of 4 modes, 30 on a fifth, 20 far from every mode
-    on_modes = torch.cat([modes[k].repeat(20 if k < 4 else 30, 1) for k in range(5)])
-    samples = torch.cat([on_modes, torch.full((20, 2), 5.0)])
-    stats = mode_coverage.mode_statistics(samples, modes, std)
-    assert stats["modes_covered"] == 5 and stats["num_modes"] == 8
-    assert stats["high_quality_pct"] == pytest.approx(100 * 110 / 130)
-    hist = torch.tensor([20, 20, 20, 20, 30, 0, 0, 0], dtype=torch.float64) / 110
-    expected = sum(h * math.log(8 * h) for h in hist.tolist() if h > 0)
-    assert stats["reverse_kl"] == pytest.approx(expected)
-    # 19 high-quality samples do not make a mode; 3.1 std away is not high quality
-    just_off = modes[0] + torch.tensor([3.1 * std, 0.0])
-    few = torch.cat([modes[1].repeat(19, 1), just_off.repeat(50, 1)])
-    stats = mode_coverage.mode_statistics(few, modes, std)
-    assert stats["modes_covered"] == 0 and stats["high_quality_pct"] == pytest.approx(100 * 19 / 69)
-    assert stats["reverse_kl"] == pytest.approx(math.log(8))  # all on one mode
-    uniform = mode_coverage.mode_statistics(modes.repeat(25, 1), modes, std)
-    assert uniform["reverse_kl"] == pytest.approx(0.0) and uniform["modes_covered"] == 8
-
-
-def test_mode_coverage_quick_run(tmp_path: Path) -> None:
-    mode_coverage.main(["--quick", "--out", str(tmp_path), "--variants", "ns_gan", "wgan_gp"])
-    columns, rows = _read(tmp_path / "mode_coverage.csv")
-    assert columns == list(mode_coverage.COLUMNS)
-    assert [(r["variant"], r["dataset"]) for r in rows] == [
-        ("ns_gan", "ring8"), ("wgan_gp", "ring8"), ("ns_gan", "grid25"), ("wgan_gp", "grid25")
-    ]  # fmt: skip
-    assert _finite(rows, ("modes_covered", "high_quality_pct", "reverse_kl", "seconds"))
-    assert [int(r["generator_steps"]) for r in rows] == [5, 1, 5, 1]  # equal critic steps
+def test_mode_coverage_runs_a_launcher_sweep_per_variant(tmp_path: Path) -> None:
+    """Each variant is a ``train.py -m`` sweep (joblib launcher) over data sets x seeds; the
+    report has every run and mean ± std per (variant, data set), the packed row included."""
+    summary = mode_coverage.main(
+        ["--quick", "--out", str(tmp_path), "--variants", "ns_gan_pack4", "--seeds", "0", "1",
+         "--jobs", "1"]  # one process: joblib runs n_jobs=1 in the launcher's own
+    )  # fmt: skip
+    columns, runs = _read(tmp_path / "mode_coverage_runs.csv")
+    assert columns == list(mode_coverage.RUN_COLUMNS)
+    assert sorted((r["variant"], r["dataset"], r["seed"]) for r in runs) == sorted(
+        ("ns_gan_pack4", d, s) for d in ("ring8", "grid25") for s in "01"
+    )
+    assert {r["step"] for r in runs} == {"4"}  # --quick's budget, scored at the end
+    scores = ("modes_covered", "high_quality_pct", "reverse_kl")
+    assert _finite(runs, scores)
+    config = (Path(runs[0]["run_dir"]) / ".hydra" / "config.yaml").read_text()
+    assert "pack: 4" in config and "n_critic: 5" in config  # the packed row's settings
+    columns, means = _read(tmp_path / "mode_coverage.csv")
+    assert columns == list(mode_coverage.COLUMNS) and len(means) == len(summary) == 2
+    for row in means:
+        mine = [r for r in runs if (r["variant"], r["dataset"]) == (row["variant"], row["dataset"])]
+        values = [float(r["high_quality_pct"]) for r in mine]
+        assert float(row["high_quality_pct_mean"]) == pytest.approx(np.mean(values), abs=1e-4)
+        assert float(row["high_quality_pct_std"]) == pytest.approx(np.std(values, ddof=1), abs=1e-4)
     table = (tmp_path / "mode_coverage.md").read_text()
-    assert table.startswith("| variant | ring8 modes") and "| wgan_gp |" in table
-    assert (tmp_path / "mode_coverage.png").exists()
+    assert table.startswith("| variant | ring8 modes") and "| ns_gan_pack4 |" in table
+    assert (tmp_path / "mode_coverage.png").stat().st_size > 5_000
 
 
-@pytest.mark.slow
-def test_mode_coverage_every_variant_quick(tmp_path: Path) -> None:
-    mode_coverage.main(["--quick", "--out", str(tmp_path)])
-    _, rows = _read(tmp_path / "mode_coverage.csv")
-    assert len(rows) == 2 * len(mode_coverage.VARIANTS)
-    assert _finite(rows, ("modes_covered", "high_quality_pct", "reverse_kl"))
+def test_mode_coverage_reports_a_failed_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+
+    def failing_sweep(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 2, "", "Error: model.n_critic=0 ...")
+
+    monkeypatch.setattr(mode_coverage.subprocess, "run", failing_sweep)
+    with pytest.raises(SystemExit, match="ns_gan's sweep failed:\n.*model.n_critic=0"):
+        mode_coverage.main(["--quick", "--out", str(tmp_path), "--variants", "ns_gan"])
+    assert len(calls) == 1 and calls[0][2:4] == ["-m", "model=ns_gan"]
