@@ -90,12 +90,11 @@ def test_resume_from_a_preemption_is_exact(
     assert_same_state(ckpts / "step000006.ckpt", run / "checkpoints" / "step000006.ckpt")
 
 
-@pytest.mark.parametrize("n_critic", [1, 5])
-def test_preempted_twice_resumes_exactly(n_critic: int, tmp_path: Path) -> None:
+def test_preempted_twice_resumes_exactly(tmp_path: Path) -> None:
     """A resumed run preempted again (its checkpoint written by a resumed run) still ends where
     the uninterrupted run does. (Under 2-process DDP this does not hold yet: see
     docs/fault_tolerance.md.)"""
-    overrides = ["model=wgan_gp", f"model.n_critic={n_critic}"]
+    overrides = ["model=wgan_gp"]  # n_critic 5: 2 steps an epoch, so epoch ends are crossed
     assert run_in_process(tmp_path / "reference", overrides) == "finished"
     run, fault = tmp_path / "run", [SIGNAL_AT, "+callbacks.fault.at_batch=1"]
     for step in (1, 2):  # preempted after generator steps 1 and 2, one process each
