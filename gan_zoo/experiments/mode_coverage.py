@@ -185,7 +185,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         done = subprocess.run(sweep_command(variant, args), env=env, capture_output=True, text=True)
         if done.returncode != 0:
-            sys.exit(f"mode_coverage: {variant}'s sweep failed:\n{done.stderr[-3000:]}")
+            lines = done.stderr.strip().splitlines() or ["no error output"]
+            reason = next((ln for ln in reversed(lines) if ln.startswith("error: ")), lines[-1])
+            sys.exit(f"mode_coverage: {variant}'s sweep failed ({args.out / 'runs' / variant}): "
+                     f"{reason}")  # fmt: skip
         seconds[variant] = time.perf_counter() - start
         rows += run_rows(variant, read_sweeps([args.out / "runs" / variant]))
         print(f"{variant}: {len(rows)} runs so far, {seconds[variant]:.0f} s", flush=True)

@@ -131,9 +131,11 @@ def test_mode_coverage_reports_a_failed_sweep(
 
     def failing_sweep(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
         calls.append(command)
-        return subprocess.CompletedProcess(command, 2, "", "Error: model.n_critic=0 ...")
+        stderr = "[a log line]\nerror: model.n_critic=0 is invalid: expected >= 1\n"
+        return subprocess.CompletedProcess(command, 2, "", stderr)
 
     monkeypatch.setattr(mode_coverage.subprocess, "run", failing_sweep)
-    with pytest.raises(SystemExit, match="ns_gan's sweep failed:\n.*model.n_critic=0"):
+    one_line = r"ns_gan's sweep failed \(.*\): error: model.n_critic=0 is invalid: expected >= 1$"
+    with pytest.raises(SystemExit, match=one_line):
         mode_coverage.main(["--quick", "--out", str(tmp_path), "--variants", "ns_gan"])
     assert len(calls) == 1 and calls[0][2:4] == ["-m", "model=ns_gan"]
