@@ -58,6 +58,31 @@ def save_last(callback: ModelCheckpoint, trainer: Any) -> None:
     callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
 
 
+def start_next_epoch_normally(trainer: Any) -> bool:
+    """After a restart from a checkpoint taken on an epoch's last batch, let Lightning start
+    the next epoch as the uninterrupted run did; whether it had to. Call in ``on_train_start``.
+
+    Such a restart is Lightning's "restarted mid-epoch" stage: ``FitLoop.reset`` closes the
+    saved epoch (counts it processed and completed), but ``on_advance_start`` still sees the
+    stage and skips the next epoch's ``ready``/``started`` counts and its
+    ``on_train_epoch_start`` hooks. A checkpoint written later in that epoch then holds
+    ``ready == processed``, which the next restart misreads as "epoch finished" and moves the
+    data one epoch ahead: a run preempted twice at epoch ends does not repeat the uninterrupted
+    run (Lightning 2.6). Clearing the stage once ``reset`` has closed the epoch makes
+    ``on_advance_start`` do what it does between two epochs of an uninterrupted run.
+    """
+    fit_loop = trainer.fit_loop
+    epoch_loop = fit_loop.epoch_loop
+    closed_by_reset = (
+        fit_loop.restarted_mid_epoch
+        and epoch_loop.restarted_on_train_batch_end
+        and epoch_loop.batch_progress.is_last_batch
+    )
+    if closed_by_reset:
+        fit_loop.reset_restart_stage()
+    return bool(closed_by_reset)
+
+
 __all__ = [
     "BatchNormBase",
     "ConvNd",
@@ -69,5 +94,6 @@ __all__ = [
     "logs_flushed_this_step",
     "reversed_padding",
     "save_last",
+    "start_next_epoch_normally",
     "unflatten_dense_tensors",
 ]

@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from gan_zoo.checkpointing.load import CheckpointError, read_checkpoint
 from gan_zoo.checkpointing.run_config import CONFIG_KEY
+from gan_zoo.compat import start_next_epoch_normally
 from gan_zoo.distributed import gather_from_ranks, global_rank
 
 
@@ -87,6 +88,8 @@ class ResumeState(pl.Callback):
             self._pending = per_rank[0]
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Restarted on an epoch's last batch: the next epoch starts with its counts and hooks.
+        start_next_epoch_normally(trainer)
         if self._pending is not None:
             restore_rng_states(self._pending)
             self._pending = None

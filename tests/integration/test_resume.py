@@ -91,14 +91,16 @@ def test_resume_from_a_preemption_is_exact(
 
 
 def test_preempted_twice_resumes_exactly(tmp_path: Path) -> None:
-    """A resumed run preempted again (its checkpoint written by a resumed run) still ends where
-    the uninterrupted run does. (Under 2-process DDP this does not hold yet: see
-    docs/fault_tolerance.md.)"""
-    overrides = ["model=wgan_gp"]  # n_critic 5: 2 steps an epoch, so epoch ends are crossed
+    """A run preempted on an epoch's last batch, resumed, and preempted on the next epoch's last
+    batch (its checkpoint written by a resumed run) ends where the uninterrupted run does.
+
+    Before ``compat.start_next_epoch_normally`` the second restart moved the data one epoch
+    ahead: Lightning had skipped the first resumed epoch's ready/started counts."""
+    overrides = ["model=wgan_gp"]  # n_critic 5: 2 steps an epoch, so steps 2 and 4 end one
     assert run_in_process(tmp_path / "reference", overrides) == "finished"
-    run, fault = tmp_path / "run", [SIGNAL_AT, "+callbacks.fault.at_batch=1"]
-    for step in (1, 2):  # preempted after generator steps 1 and 2, one process each
-        ckpt = [] if step == 1 else ["ckpt_path=last"]
+    run, fault = tmp_path / "run", [SIGNAL_AT, "+callbacks.fault.at_batch=2"]
+    for step in (2, 4):  # preempted after generator steps 2 and 4, one process each
+        ckpt = [] if step == 2 else ["ckpt_path=last"]
         assert run_in_process(run, [*overrides, *fault, *ckpt]) == "preempted"
         assert read_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == step
     assert run_in_process(run, [*overrides, "ckpt_path=last"]) == "finished"

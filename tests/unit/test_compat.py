@@ -69,7 +69,9 @@ class _Steps(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def _fit(tmp_path: Path, **kwargs: object) -> tuple[_Steps, pl.Trainer]:
+def _fit(
+    tmp_path: Path, ckpt_path: Path | None = None, **kwargs: object
+) -> tuple[_Steps, pl.Trainer]:
     model = _Steps()
     trainer = pl.Trainer(
         default_root_dir=tmp_path,
@@ -78,7 +80,8 @@ def _fit(tmp_path: Path, **kwargs: object) -> tuple[_Steps, pl.Trainer]:
         enable_model_summary=False,
         **kwargs,  # type: ignore[arg-type]
     )
-    trainer.fit(model, torch.utils.data.DataLoader(torch.randn(40, 2), batch_size=4))
+    loader = torch.utils.data.DataLoader(torch.randn(40, 2), batch_size=4)  # 10 batches an epoch
+    trainer.fit(model, loader, ckpt_path=ckpt_path)
     return model, trainer
 
 
@@ -101,6 +104,44 @@ def test_last_step_saved_and_save_last(tmp_path: Path) -> None:
     assert torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["global_step"] == 3
 
 
-@pytest.mark.parametrize("name", ["flatten_dense_tensors", "logs_flushed_this_step", "save_last"])
+class _NextEpoch(pl.Callback):
+    def __init__(self, fix: bool) -> None:
+        self.fix, self.fixed, self.epochs_started = fix, False, []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.fix:
+            self.fixed = compat.start_next_epoch_normally(trainer)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epochs_started.append(trainer.current_epoch)
+
+
+@pytest.mark.parametrize("fix", [True, False])
+def test_start_next_epoch_normally_after_a_restart_on_an_epochs_last_batch(
+    fix: bool, tmp_path: Path
+) -> None:
+    """Lightning 2.6 restarted from a checkpoint of an epoch's last batch skips the next epoch's
+    ``on_train_epoch_start`` and its ready/started counts (which a later checkpoint then holds);
+    the fix restores both. When an upgrade fixes Lightning, the ``fix=False`` case fails here."""
+    settings = {"logger": False, "log_every_n_steps": 1}
+    _, straight = _fit(tmp_path / "straight", max_steps=15, enable_checkpointing=False, **settings)
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=10, save_top_k=-1)
+    _fit(tmp_path / "first", max_steps=10, callbacks=[saver], **settings)
+    (path,) = (tmp_path / "ckpt").glob("*step=10.ckpt")  # saved on epoch 0's last batch
+    probe = _NextEpoch(fix)
+    _, resumed = _fit(tmp_path / "resumed", path, max_steps=15, callbacks=[probe], **settings)
+    expected = straight.fit_loop.epoch_progress.state_dict()
+    if fix:
+        assert probe.fixed and probe.epochs_started == [1]
+        assert resumed.fit_loop.epoch_progress.state_dict() == expected
+    else:
+        assert probe.epochs_started == []  # Lightning's own behaviour, the reason for the fix
+        assert resumed.fit_loop.epoch_progress.state_dict() != expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["flatten_dense_tensors", "logs_flushed_this_step", "save_last", "start_next_epoch_normally"],
+)
 def test_every_entry_is_exported(name: str) -> None:
     assert name in compat.__all__
