@@ -9,6 +9,9 @@ digits, precision/recall, density/coverage, and the classes covered, KL(class hi
 uniform) and mean confidence. It also reports the fraction classified with probability > 0.9
 and the histogram of those confident samples, and the classes recognized with probability > 0.7
 among the 64 digits of the run's final sample grid (the SampleGrid callback's fixed noise).
+``--generator raw`` scores an EMA run's trained generator instead of its average, so one run
+with ``model.ema_decay`` on answers both "what does EMA add?" and "how good is the raw G?"
+(EMA only reads the weights: the training trajectory is the same either way).
 For a class-conditional model it also reports ``class_accuracy_mnist_<n>``: the fraction of
 fakes the network assigns the class they were generated for (fake ``i`` asks for class
 ``i % K``), ``per_class_accuracy`` on the same fakes, and the intra-class Fréchet distance
@@ -154,12 +157,20 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's section")
+    parser.add_argument(
+        "--generator",
+        choices=["ema", "raw"],
+        default="ema",
+        help="an EMA run's averaged generator (what sample() uses) or its raw, trained one",
+    )
     args = parser.parse_args()
     metrics: dict[int, tuple[FidelityMetrics, Reference]] = {}  # by the model's classes
     rows = []
     for arg in args.checkpoints:
         label, _, path = arg.rpartition("=")  # "LABEL=PATH" names a row of the table
         model = gan_zoo.load_model(path)
+        if args.generator == "raw":
+            model.generator_ema = None  # sample() falls back to the trained generator
         if model.num_classes not in metrics:
             metric = mnist_metrics(model.num_classes)
             data = MNISTSubsetDataModule()

@@ -25,7 +25,7 @@ from gan_zoo.nets.conditioning import (
     conditioned_output,
     pack_samples,
 )
-from gan_zoo.validation import NonNegativeInt, PositiveInt, validated
+from gan_zoo.validation import NonNegativeInt, PositiveInt, StrictBool, validated
 
 ImageSize = Literal[28, 32, 64]
 
@@ -48,12 +48,22 @@ def _dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(bias)
 
 
+def _in_memory_format(net: nn.Module, channels_last: bool) -> None:
+    """Store ``net``'s 4-D weights NHWC when ``channels_last``: oneDNN's preferred layout, whose
+    convolutions took 0.87x the time of NCHW ones for the default job's step on a 2-core CPU
+    (bench/RESULTS.md, "The default job on a slower CPU"). Same math, other kernels."""
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+
+
 class DCGANGenerator(nn.Module):
     """Latent vector to image: linear projection, then stride-2 transposed convs.
 
     ``z: (B, latent_dim) -> (B, channels, image_size, image_size)`` in ``[-1, 1]`` (tanh).
     BatchNorm and ReLU after every layer but the output one, as in Radford et al. 2016; with
     ``num_classes > 0`` the BatchNorms are class-conditional and ``forward`` takes labels.
+    ``channels_last`` stores the conv weights NHWC, so the images come out NHWC-strided (same
+    values; ``reshape``, not ``view``, flattens them).
 
     >>> g = DCGANGenerator(latent_dim=8, channels=1, image_size=28, width=8)
     >>> g(torch.randn(2, 8)).shape
@@ -71,6 +81,7 @@ class DCGANGenerator(nn.Module):
         image_size: ImageSize = 28,
         width: PositiveInt = 64,
         num_classes: NonNegativeInt = 0,
+        channels_last: StrictBool = False,
     ) -> None:
         super().__init__()
         base, widths = _ladder(image_size, width)
@@ -93,6 +104,7 @@ class DCGANGenerator(nn.Module):
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, stride=2, padding=1), nn.Tanh()]
         self.upsample = LabelledSequential(*layers)
         self.apply(_dcgan_init)
+        _in_memory_format(self, channels_last)  # outputs follow the weights' layout
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """``(B, latent_dim)`` (and ``(B,)`` labels when conditional) ``-> (B, C, H, W)``."""
@@ -111,7 +123,8 @@ class DCGANDiscriminator(nn.Module):
     gradient penalties) or nothing for the others. ``pack`` scores packs of samples
     concatenated along channels (PacGAN); with ``num_classes > 0`` it takes labels and
     ``conditioning`` adds the projection term or an auxiliary classifier
-    (``gan_zoo.nets.conditioning``).
+    (``gan_zoo.nets.conditioning``). ``channels_last`` stores the conv weights NHWC and converts
+    inputs to NHWC: the same scores, computed by oneDNN's faster kernels on CPU.
 
     >>> d = DCGANDiscriminator(channels=3, image_size=32, width=8, norm="layer")
     >>> d(torch.randn(2, 3, 32, 32)).shape
@@ -130,12 +143,13 @@ class DCGANDiscriminator(nn.Module):
         pack: PositiveInt = 1,
         num_classes: NonNegativeInt = 0,
         conditioning: Conditioning = "projection",
+        channels_last: StrictBool = False,
     ) -> None:
         super().__init__()
         base, widths = _ladder(image_size, width)
         widths = widths[::-1]  # fine to coarse: width, 2 width, ...
         self.input_shape = (channels, image_size, image_size)
-        self.pack, self.num_classes = pack, num_classes
+        self.pack, self.num_classes, self.channels_last = pack, num_classes, channels_last
         layers: list[nn.Module] = [
             nn.Conv2d(channels * pack, widths[0], 4, stride=2, padding=1),
             nn.LeakyReLU(0.2),
@@ -154,9 +168,13 @@ class DCGANDiscriminator(nn.Module):
             else None
         )
         self.apply(_dcgan_init)
+        _in_memory_format(self, channels_last)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Any:
         """``(B, C, H, W)`` (and ``(B,)`` labels) ``-> (B / pack,)`` scores (and class logits)."""
         check_input_shape(self, x, self.input_shape)
-        h = torch.flatten(self.features(pack_samples(x, self.pack)), 1)  # (B / pack, F)
+        x = pack_samples(x, self.pack)
+        if self.channels_last:  # real batches arrive NCHW from the loader
+            x = x.contiguous(memory_format=torch.channels_last)
+        h = torch.flatten(self.features(x), 1)  # (B / pack, F), the same order in either layout
         return conditioned_output(self.conditioning, h, self.head(h).squeeze(1), labels)

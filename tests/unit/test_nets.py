@@ -300,3 +300,29 @@ def test_dcgan_depth_and_init() -> None:
 def test_docstring_examples(module: Any) -> None:
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.parametrize("pack", [1, 2])
+def test_dcgan_channels_last_is_the_same_net_in_another_layout(pack: int) -> None:
+    """NHWC weights (``channels_last=True``) compute what NCHW ones do, take NCHW inputs and
+    checkpoints of either layout, and train: the gradients agree too."""
+    torch.manual_seed(0)
+    g = DCGANGenerator(latent_dim=8, width=8)
+    d = DCGANDiscriminator(width=8, norm="none", pack=pack)
+    g_nhwc = DCGANGenerator(latent_dim=8, width=8, channels_last=True)
+    d_nhwc = DCGANDiscriminator(width=8, norm="none", pack=pack, channels_last=True)
+    g_nhwc.load_state_dict(g.state_dict())
+    d_nhwc.load_state_dict(d.state_dict())
+    conv = next(p for p in d_nhwc.parameters() if p.dim() == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    z = torch.randn(4, 8)
+    fake, fake_nhwc = g(z), g_nhwc(z)
+    torch.testing.assert_close(fake, fake_nhwc, rtol=1e-5, atol=1e-6)
+    assert fake_nhwc.flatten(1).shape == (4, 28 * 28)
+    scores, scores_nhwc = d(fake).sum(), d_nhwc(fake_nhwc).sum()
+    torch.testing.assert_close(scores, scores_nhwc, rtol=1e-5, atol=1e-6)
+    scores.backward()
+    scores_nhwc.backward()
+    for a, b in zip(g.parameters(), g_nhwc.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+    assert DCGANGenerator(latent_dim=8, width=8).load_state_dict(g_nhwc.state_dict())
