@@ -33,7 +33,7 @@ from bench.reference_loop import LATENT_DIM, VARIANTS, ReferenceLoop, build_nets
 from gan_zoo.nets import DCGANDiscriminator, DCGANGenerator
 
 BATCH = 64  # configs/data/mnist_subset.yaml
-LEVERS: dict[str, dict[str, object]] = {
+LEVERS: dict[str, dict[str, int | bool]] = {
     "baseline": {},
     "channels_last": {"channels_last": True},
     "width48": {"width": 48},
