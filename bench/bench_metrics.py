@@ -17,7 +17,6 @@ import argparse
 import functools
 import logging
 import os
-import platform
 import re
 import tempfile
 import time
@@ -30,6 +29,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 from threadpoolctl import threadpool_limits
 
+from bench.loop_report import cpu_model
 from gan_zoo.metrics import FidelityMetrics, write_random_weights
 from gan_zoo.metrics.functional import psd_sqrt, to_uint8_rgb, trace_sqrt_product
 from gan_zoo.metrics.inception import resolve_weights
@@ -110,7 +110,7 @@ def bench(args: argparse.Namespace) -> dict[str, float | str]:
 
 
 def cpu_name() -> str:
-    return f"CPU ({platform.processor() or platform.machine()})"
+    return f"CPU ({cpu_model()})"
 
 
 def matrix_sqrt_costs(dim: int = 2048) -> dict[str, float]:

@@ -23,12 +23,12 @@ budget, not a speed: it is measured by the sample-quality benchmark (bench/sampl
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import torch
 
+from bench.loop_report import cpu_model
 from bench.reference_loop import LATENT_DIM, VARIANTS, ReferenceLoop, build_nets
 from gan_zoo.nets import DCGANDiscriminator, DCGANGenerator
 
@@ -86,7 +86,7 @@ def report(times: dict[str, list[float]], args: argparse.Namespace) -> str:
     lines = [
         f"`python -m bench.default_job --rounds {args.rounds} --chunk {args.chunk} "
         f"--levers {','.join(times)}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
+        f"CPU {cpu_model()}, {torch.get_num_threads()} torch "
         f"threads; torch {torch.__version__}. NS-GAN generator steps, batch {BATCH}, latent "
         f"{LATENT_DIM}.",
         "",

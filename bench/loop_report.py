@@ -98,15 +98,21 @@ def report(results: dict[str, Any], args: argparse.Namespace, head: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    info = Path("/proc/cpuinfo")
+    cpus = re.findall(r"model name\s*:\s*(.*)", info.read_text()) if info.exists() else []
+    return cpus[0] if cpus else platform.processor() or platform.machine()
+
+
 def header(args: argparse.Namespace, load: tuple[float, float], minutes: float) -> str:
-    cpus = re.findall(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
     device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     argv = f"--pairs {args.pairs} --chunk {args.chunk} --warmup {args.warmup} --threads "
     argv += f"{args.threads} --width {args.width} --variants {','.join(args.variants)}"
     return (
         f"### Run on {args.device}\n\n`python -m bench.bench_loop {argv}` on "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; device **{device}**; CPU "
-        f"{cpus[0] if cpus else platform.processor()}, {len(os.sched_getaffinity(0))} cores; "
+        f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores; "
         f"torch {torch.__version__}, Lightning {lightning.__version__}, Python "
         f"{platform.python_version()}; 1-minute load average {load[0]:.1f} at the start, "
         f"{load[1]:.1f} at the end; {minutes:.1f} min. Method and limits: `bench/README.md`."
