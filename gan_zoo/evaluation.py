@@ -39,7 +39,8 @@ from gan_zoo.metrics.protocol import (
     score_generator,
 )
 from gan_zoo.metrics.reference import prepare_reference, train_set
-from gan_zoo.validation import PositiveInt, Seed, StrictBool, validate_settings
+from gan_zoo.settings import validate_settings
+from gan_zoo.validation import PositiveInt, Seed, StrictBool
 
 # The way out of a weights error, in evaluate.py's keys: every InceptionV3 metric needs the file.
 EVALUATE_FIX = "set metrics.inception_weights=PATH (evaluate.py needs InceptionV3 for FID and IS)"

@@ -6,6 +6,7 @@ The paper optimizers themselves are class attributes of the variants (``default_
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,3 +55,14 @@ def linear_lr_decay(
         return max(0.0, 1.0 - step / total_steps)
 
     return [torch.optim.lr_scheduler.LambdaLR(opt, linear) for opt in optimizers]
+
+
+def step_schedulers(schedulers: Any) -> None:
+    """Step what ``LightningModule.lr_schedulers()`` returned: None, one scheduler or a list.
+
+    Manual optimization leaves scheduling to the module; the loop calls this once per generator
+    step, the unit :func:`linear_lr_decay` counts in.
+    """
+    for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+        if scheduler is not None:
+            scheduler.step()

@@ -21,7 +21,6 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import BaseModel, ConfigDict
 
 from gan_zoo.checkpointing import (
     AtomicCheckpointIO,
@@ -36,56 +35,10 @@ from gan_zoo.distributed import GAN_EQUIVALENT, STRATEGY_NAME, check_strategy
 from gan_zoo.errors import ConfigError, ConfigValueError
 from gan_zoo.loggers import continuation, redact_hydra_files, redact_secrets, wandb_logger
 from gan_zoo.models.base import GAN
-from gan_zoo.validation import PositiveInt, Seed, check_arguments, validate_settings
+from gan_zoo.settings import RunSettings, validate_settings
+from gan_zoo.validation import check_arguments
 
 MISSING = "???"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class MetricsSettings(_Strict):
-    """``metrics``: settings shared by the metric callbacks (docs/metrics.md)."""
-
-    inception_weights: str | None = None
-
-
-class PathsSettings(_Strict):
-    """``paths``: where runs and data live."""
-
-    output_dir: str
-    data_dir: str
-
-
-class NetSettings(_Strict):
-    """``net``: the latent size both nets and the model share, and the two nets."""
-
-    latent_dim: PositiveInt
-    generator: dict[str, Any]
-    discriminator: dict[str, Any]
-
-
-class RunSettings(_Strict):
-    """The keys of ``configs/train.yaml`` that are not a ``_target_`` node of their own."""
-
-    seed: Seed
-    ckpt_path: str | None = None
-    run_name: str
-    metrics: MetricsSettings = MetricsSettings()
-    paths: PathsSettings
-    net: NetSettings
-    data: dict[str, Any]
-    model: dict[str, Any]
-    trainer: dict[str, Any]
-    logger: dict[str, Any] | None = None
-    callbacks: dict[str, Any] | None = None
-    nan_guard: dict[str, Any] | None = None
-    preemption: dict[str, Any] | None = None
-    checkpoint_io: dict[str, Any] | None = None
-    # The logged metric whose final value train.py returns to a Hydra sweeper (Optuna):
-    # set by configs/hparams_search/*.yaml.
-    optimized_metric: str | None = None
 
 
 def resolve(cfg: DictConfig, keys: tuple[str, ...] | None = None) -> dict[str, Any]:

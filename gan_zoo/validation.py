@@ -27,7 +27,6 @@ from typing import Annotated, Any, Literal, TypeVar, Union
 import annotated_types as at
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import (
-    BaseModel,
     ConfigDict,
     PydanticSchemaGenerationError,
     Strict,
@@ -283,50 +282,3 @@ def _fits(annotation: Any, value: Any) -> bool:
     except Exception:
         return True
     return True
-
-
-# ------------------------------------------------------------------------ plain settings
-def validate_settings(model: type[BaseModel], values: Mapping[str, Any], prefix: str = "") -> Any:
-    """``model(**values)`` for a pydantic settings model, with one-line errors naming the key."""
-    try:
-        return model.model_validate(dict(values))
-    except ValidationError as err:
-        first = err.errors(include_url=False)[0]
-        loc = _field_path(model, [str(part) for part in first["loc"]])
-        key = ".".join([prefix, *loc] if prefix else loc)
-        owner, field = _field_owner(model, loc)
-        if first["type"] == "extra_forbidden":
-            known = owner.model_fields if owner is not None else {}
-            valid = f"a known key ({_known(loc[-1], known)})"
-            raise ConfigValueError(key, first["input"], valid) from None
-        annotation = field.annotation if field is not None else Any
-        metadata = list(field.metadata) if field is not None else []
-        if metadata:
-            annotation = Annotated[(annotation, *metadata)]  # type: ignore[valid-type]
-        raise ConfigValueError(key, first.get("input"), describe(annotation)) from None
-
-
-def _field_path(model: type[BaseModel], loc: list[str]) -> list[str]:
-    """The config keys of an error location, without pydantic's union-arm tags after them."""
-    path: list[str] = []
-    owner: Any = model
-    for part in loc:
-        if owner is None or part not in owner.model_fields:
-            return path + [part] if not path or owner is not None else path
-        path.append(part)
-        annotation = owner.model_fields[part].annotation
-        nested = [a for a in _arms(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-        owner = nested[0] if nested else None
-    return path
-
-
-def _field_owner(model: type[BaseModel], loc: list[str]) -> tuple[Any, Any]:
-    """The model holding the last key of ``loc``, and that key's field (None when unknown)."""
-    owner: Any = model
-    for part in loc[:-1]:
-        field = owner.model_fields.get(part) if owner is not None else None
-        annotation = field.annotation if field is not None else None
-        nested = [a for a in _arms(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-        owner = nested[0] if nested else None
-    field = owner.model_fields.get(loc[-1]) if owner is not None and loc else None
-    return owner, field

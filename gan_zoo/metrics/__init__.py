@@ -13,8 +13,9 @@ from gan_zoo.metrics.classes import class_metrics
 from gan_zoo.metrics.distributed import FidelityError
 from gan_zoo.metrics.extractors import EXTRACTORS, FeatureExtractor
 from gan_zoo.metrics.feature_sets import density_coverage, kid, precision_recall
-from gan_zoo.metrics.fidelity import BiasedFIDWarning, FidelityMetrics
+from gan_zoo.metrics.fidelity import FidelityMetrics
 from gan_zoo.metrics.functional import (
+    BiasedFIDWarning,
     FeatureStatistics,
     frechet_distance,
     inception_score,

@@ -26,6 +26,7 @@ from gan_zoo.metrics.classes import class_metrics, conditional_accuracy
 from gan_zoo.metrics.extractors import EXTRACTORS, FeatureExtractor, load_feature_extractor
 from gan_zoo.metrics.functional import (
     FeatureStatistics,
+    check_fid_counts,
     frechet_distance,
     inception_score,
     psd_sqrt,
@@ -34,14 +35,6 @@ from gan_zoo.metrics.functional import (
 from gan_zoo.metrics.inception import EXTRACTOR_NAME as INCEPTION
 from gan_zoo.metrics.intra_class import ClassStatistics, intra_class_fd
 from gan_zoo.metrics.mnist_net import EXTRACTOR_NAME as MNIST
-
-FID_DIM, IS_CLASSES = 2048, 1008
-# Below this many samples the 2048x2048 covariance is rank-deficient and FID is biased upward.
-UNBIASED_MIN_SAMPLES = 2048
-
-
-class BiasedFIDWarning(UserWarning):
-    """FID computed from fewer samples on a side than feature dimensions: biased upward."""
 
 
 class FidelityMetrics(nn.Module):
@@ -305,20 +298,7 @@ class FidelityMetrics(nn.Module):
         return out
 
     def _fid(self, real: FeatureStatistics, fake: FeatureStatistics) -> float:
-        if real.count < 2 or fake.count < 2:
-            raise ValueError(
-                f"FID needs at least 2 real and 2 generated images, got {real.count} real and "
-                f"{fake.count} generated"
-            )
-        # Fewer samples than dimensions leave the covariance rank-deficient: biased upward.
-        unbiased = min(UNBIASED_MIN_SAMPLES, self.extractor.feature_dim)
-        if min(real.count, fake.count) < unbiased:
-            warnings.warn(
-                f"FID from {real.count} real and {fake.count} generated images is biased upward"
-                f" (fewer than {unbiased}); compare only with the same counts",
-                BiasedFIDWarning,
-                stacklevel=3,
-            )
+        check_fid_counts(real.count, fake.count, self.extractor.feature_dim)
         sigma_real = real.covariance().cpu().numpy()
         if self._reference is None or self._reference_sqrt is None:
             sqrt_real = psd_sqrt(sigma_real)

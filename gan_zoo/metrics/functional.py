@@ -9,6 +9,7 @@ al. 2020) exactly, so values agree with ``torch_fidelity.calculate_metrics``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,6 +125,32 @@ def psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     with threadpool_limits(limits=1, user_api="blas"):
         eigenvalues, vectors = scipy.linalg.eigh((matrix + matrix.T) / 2, driver="evr")
         return (vectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ vectors.T
+
+
+# Below this many samples the 2048x2048 covariance is rank-deficient and FID is biased upward.
+UNBIASED_MIN_SAMPLES = 2048
+
+
+class BiasedFIDWarning(UserWarning):
+    """FID computed from fewer samples on a side than feature dimensions: biased upward."""
+
+
+def check_fid_counts(real_count: int, fake_count: int, feature_dim: int) -> None:
+    """Refuse fewer than 2 samples on a side; warn (:class:`BiasedFIDWarning`) when a side has
+    fewer than ``min(2048, feature_dim)``, where the covariance is rank-deficient."""
+    if real_count < 2 or fake_count < 2:
+        raise ValueError(
+            f"FID needs at least 2 real and 2 generated images, got {real_count} real and "
+            f"{fake_count} generated"
+        )
+    unbiased = min(UNBIASED_MIN_SAMPLES, feature_dim)
+    if min(real_count, fake_count) < unbiased:
+        warnings.warn(
+            f"FID from {real_count} real and {fake_count} generated images is biased upward"
+            f" (fewer than {unbiased}); compare only with the same counts",
+            BiasedFIDWarning,
+            stacklevel=4,  # the caller of FidelityMetrics.compute
+        )
 
 
 def frechet_distance(

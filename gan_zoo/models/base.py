@@ -14,34 +14,33 @@ A variant is a subclass that overrides some of four hooks:
 
 and, to log what its discriminator measures, ``divergence_estimates``. The options every
 variant gets (packing, augmentation, zero-centered penalties, class conditioning, replay, EMA)
-live in the loop; their parts in ``gan_zoo.models.options``.
+live in the loop; their parts in ``gan_zoo.models.options``. How the loop calls G and D (compiled
+or not, conditional or not, augmented) is ``gan_zoo.models.net_calls``.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
-import annotated_types as at
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
-from pydantic import Strict
 from torch import Tensor, nn
 
 from gan_zoo import losses
 from gan_zoo.compat import logs_flushed_this_step
 from gan_zoo.compiled import compile_nets
-from gan_zoo.distributed import GANDDPStrategy, all_reduce_, check_strategy, reseed_for_rank
+from gan_zoo.distributed import check_strategy, reseed_for_rank
 from gan_zoo.ema import ema_update, make_ema
 from gan_zoo.models import options
-from gan_zoo.models.critic import Critic, scores_and_logits
-from gan_zoo.models.sampling import Sampling
-from gan_zoo.optim import OptimizerFactory, check_optimizer, linear_lr_decay
+from gan_zoo.models.critic import Critic
+from gan_zoo.models.net_calls import NetCalls
+from gan_zoo.models.options import Augmentation, Decay
+from gan_zoo.optim import OptimizerFactory, check_optimizer, linear_lr_decay, step_schedulers
 from gan_zoo.replay import ReplayBuffer
 from gan_zoo.validation import (
-    Expect,
     Fraction,
     NonNegativeFloat,
     NonNegativeInt,
@@ -50,19 +49,8 @@ from gan_zoo.validation import (
     validated,
 )
 
-Decay = Annotated[float, Strict(), at.Ge(0), at.Lt(1)]
 
-
-# From the CLI an augmentation is a config group, so a name is the one likely mistake.
-Augmentation = Annotated[
-    nn.Module | None,
-    Expect(
-        "an augmentation module or null; choose one with augment=diffaugment|ada|instance_noise"
-    ),
-]
-
-
-class GAN(Sampling, pl.LightningModule):
+class GAN(NetCalls, pl.LightningModule):
     """Manual-optimization GAN: per training step, ``n_critic`` critic steps then one G step.
 
     A training batch holds ``n_critic * B`` real samples (gan_zoo's DataModules size their loader
@@ -291,10 +279,7 @@ class GAN(Sampling, pl.LightningModule):
             opt.step()
         if self.generator_ema is not None:
             ema_update(self.generator_ema, self.generator, self.ema_decay)
-        schedulers = self.lr_schedulers()
-        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-            if scheduler is not None:
-                scheduler.step()
+        step_schedulers(self.lr_schedulers())
         return loss.detach()
 
     def _log_step(
@@ -309,36 +294,6 @@ class GAN(Sampling, pl.LightningModule):
                 logged.update({f"divergence/{k}": v for k, v in estimates.items()})
         logged.update(options.augmentation_state(self.augment))
         self.log_dict(logged)  # converted at flush
-
-    # -------------------------------------------------------------------- the nets
-    def _discriminator_fn(self) -> Callable[..., Any]:
-        return self._compiled.get("discriminator", self.discriminator)
-
-    def _score(self, x: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """D's ``(B / pack,)`` scores of ``(B, *S)`` inputs, and its class logits (or None)."""
-        out = self._discriminator_fn()(x) if labels is None else self._discriminator_fn()(x, labels)
-        return scores_and_logits(out)
-
-    def _run_generator(self, z: Tensor, labels: Tensor | None) -> Tensor:
-        return self._generate(self._compiled.get("generator", self.generator), z, labels)
-
-    def _augmented(self, x: Tensor) -> Tensor:
-        return x if self.augment is None else self.augment(x)
-
-    def _sync(self, module: nn.Module) -> None:
-        if isinstance(self.trainer.strategy, GANDDPStrategy):
-            all_reduce_(module)
-
-    def grad_scale(self, device: torch.device) -> Tensor | None:
-        """The loss scale of fp16 mixed precision (a device tensor), or None when unscaled.
-
-        A penalty built from ``torch.autograd.grad`` must scale its outputs and unscale the
-        gradients (PyTorch AMP recipe, "Gradient penalty"), see ``penalties.input_gradients``.
-        """
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer else None
-        if scaler is None or not scaler.is_enabled():
-            return None
-        return scaler.scale(torch.ones((), device=device))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.replay is not None:

@@ -7,15 +7,30 @@ zero-centered penalties, augmentation bookkeeping and the labels of a conditiona
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
+import annotated_types as at
 import torch
 import torch.distributed as dist
+from pydantic import Strict
 from torch import Tensor, nn
 
 from gan_zoo import penalties
 from gan_zoo.errors import ConfigValueError, check
 from gan_zoo.penalties import Critic
+from gan_zoo.validation import Expect
+
+# The loop's validated argument types (``GAN.__init__``).
+Decay = Annotated[float, Strict(), at.Ge(0), at.Lt(1)]  # an EMA decay
+
+
+# From the CLI an augmentation is a config group, so a name is the one likely mistake.
+Augmentation = Annotated[
+    nn.Module | None,
+    Expect(
+        "an augmentation module or null; choose one with augment=diffaugment|ada|instance_noise"
+    ),
+]
 
 
 def check_nets(
