@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tests.helpers import ROOT
+from tests.warm_cli import run_python
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two workers share the cores: one thread each (and in the processes they start) instead
@@ -23,17 +24,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 def run_script(
     script: str, *args: str, timeout: float = 600, env: dict[str, str | None] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python <script> <args>`` from the repo root with W&B forced offline."""
+    """Run ``python <script> <args>`` from the repo root with W&B forced offline (in a fork of a
+    warm interpreter: ``tests/warm_cli.py``)."""
     full_env = {**os.environ, "WANDB_MODE": "offline", "PYTHONHASHSEED": "0", **(env or {})}
     full_env = {k: v for k, v in full_env.items() if v is not None}  # None unsets a variable
-    return subprocess.run(
-        [sys.executable, str(ROOT / script), *args],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    argv = [sys.executable, str(ROOT / script), *args]
+    return run_python(argv, cwd=ROOT, env=full_env, timeout=timeout)
 
 
 @pytest.fixture

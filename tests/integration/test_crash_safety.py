@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tests.integration.exactness import (
     cli_env,
     run_cli,
 )
+from tests.warm_cli import run_python
 
 MODEL = ["model=wgan_gp", "model.n_critic=5"]
 IO = "checkpoint_io._target_=tests.integration.fault_injection"
@@ -140,7 +140,7 @@ def test_train_refuses_a_truncated_checkpoint_with_one_line(tmp_path: Path) -> N
     bad.write_bytes(bad.read_bytes()[:1500])
     # An explicit path is read as given (ckpt_path=last skips unloadable files instead).
     args = cli_args(tmp_path, [*MODEL, f"ckpt_path={bad}"])
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=cli_env())
+    result = run_python(args, timeout=300, env=cli_env())
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: checkpoint {bad} is truncated or corrupt"), last

@@ -27,6 +27,7 @@ from gan_zoo.metrics import write_random_weights
 from gan_zoo.metrics.inception import URL_ENV, URL_INCEPTION_V3
 from gan_zoo.training import train
 from tests.helpers import CONFIG_DIR, FAST, ROOT, compose_train
+from tests.warm_cli import run_python
 
 
 @pytest.fixture(scope="session")
@@ -90,12 +91,10 @@ def run_evaluate(
     *args: str, cache: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "GAN_ZOO_CACHE": str(cache), "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run(
+    return run_python(
         [sys.executable, str(ROOT / "evaluate.py"), *args],
         cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=300,  # a deadlock fails here instead of hanging the suite
     )
 

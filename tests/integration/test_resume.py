@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import filecmp
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ from tests.integration.exactness import (
     run_in_process,
 )
 from tests.wandb_records import logged_steps
+from tests.warm_cli import run_python
 
 # Two representative cases run by default; the whole matrix with -m slow.
 FAST_CASES = {("ns_gan", 1), ("wgan_gp", 5)}
@@ -189,10 +189,10 @@ def test_wandb_continues_the_same_run_and_no_step_goes_backwards(tmp_path: Path)
     crash = ["+callbacks.fault._target_=tests.integration.fault_injection.RaiseAt"]
     crash += ["+callbacks.fault.at_batch=7"]
     args = cli_args(tmp_path, [*wandb, *crash])
-    first = subprocess.run(args, capture_output=True, env=cli_env(), timeout=300)
+    first = run_python(args, env=cli_env(), timeout=300, text=False)
     assert first.returncode == 1 and b"injected crash after batch 7" in first.stderr
     args = cli_args(tmp_path, [*wandb, "ckpt_path=last"])
-    second = subprocess.run(args, capture_output=True, env=cli_env(), timeout=300)
+    second = run_python(args, env=cli_env(), timeout=300, text=False)
     assert second.returncode == 0
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))  # named by start time
     assert len(runs) == 2 and len({r.name.rsplit("-", 1)[1] for r in runs}) == 1  # one run id

@@ -4,7 +4,6 @@ or, opted in, the bad step is skipped and counted."""
 from __future__ import annotations
 
 import csv
-import subprocess
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -20,6 +19,7 @@ from gan_zoo.nets import MLPDiscriminator, MLPGenerator
 from gan_zoo.training import build
 from tests.helpers import compose_train
 from tests.integration.exactness import TINY, cli_args, cli_env, run_in_process
+from tests.warm_cli import run_python
 
 WGAN_GP = ["model=wgan_gp", "model.n_critic=5"]
 # A NaN in the real batch of generator step 3 (its first critic batch). Step 2 is saved.
@@ -91,7 +91,7 @@ def test_skipping_opt_in_skips_the_bad_step_counts_it_and_trains_on(tmp_path: Pa
 
 def test_train_py_exits_3_with_one_line(tmp_path: Path) -> None:
     args = cli_args(tmp_path, [*WGAN_GP, *POISON])
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=cli_env())
+    result = run_python(args, timeout=300, env=cli_env())
     assert result.returncode == 3
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]

@@ -3,7 +3,6 @@ before they run; truncated or corrupt files give one line naming the file."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import gan_zoo
 from gan_zoo.checkpointing import CheckpointError, read_checkpoint
 from tests.helpers import ROOT
 from tests.integration.exactness import cli_args, cli_env, run_in_process
+from tests.warm_cli import run_python
 
 
 class Payload:
@@ -75,7 +75,7 @@ def test_clis_refuse_pickled_code_with_one_line(
     else:
         args = [sys.executable, str(ROOT / script), f"ckpt_path={path}", f"out_dir={tmp_path}"]
         args = args[:-1] if script == "evaluate.py" else args
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=cli_env())
+    result = run_python(args, timeout=300, env=cli_env())
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: checkpoint {path} refused"), last
@@ -128,10 +128,8 @@ def test_a_damaged_checkpoint_gives_one_line_naming_the_file(
     assert message.startswith(f"checkpoint {path} is truncated or corrupt"), message
     if damage != "truncated":
         return  # the CLI check once is enough
-    result = subprocess.run(
+    result = run_python(
         [sys.executable, str(ROOT / "generate.py"), f"ckpt_path={path}", f"out_dir={tmp_path}"],
-        capture_output=True,
-        text=True,
         timeout=300,
         env=cli_env(),
     )
@@ -141,7 +139,7 @@ def test_a_damaged_checkpoint_gives_one_line_naming_the_file(
 
 def test_resume_refuses_a_checkpoint_of_another_model(trained: Path, tmp_path: Path) -> None:
     args = cli_args(tmp_path / "run", [f"ckpt_path={trained}", "model=wgan_gp"])
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=cli_env())
+    result = run_python(args, timeout=300, env=cli_env())
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: checkpoint {trained} is a gan_zoo.models.NonSaturatingGAN run")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -21,6 +20,7 @@ from gan_zoo.training import prepare, train
 from gan_zoo.validation import PositiveInt, check_arguments, describe, validated
 from tests.helpers import CONFIG_DIR, FAST, compose_train
 from tests.integration.exactness import cli_args, cli_env
+from tests.warm_cli import run_python
 
 GROUPS = {g: sorted(p.stem for p in (CONFIG_DIR / g).glob("*.yaml")) for g in ("model", "data")}
 
@@ -107,7 +107,7 @@ def test_third_party_targets_are_checked_by_their_signature() -> None:
 
 def test_train_py_refuses_before_building_anything(tmp_path: Path) -> None:
     args = cli_args(tmp_path, ["+model.n_critc=3"])
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=cli_env())
+    result = run_python(args, timeout=300, env=cli_env())
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: model.n_critc=3 is invalid") and "Traceback" not in lines
@@ -180,7 +180,7 @@ def test_bad_image_folders_are_one_line_errors(files: str, message: str, tmp_pat
         _images(root, count=0, corrupt=2)
     extra = ["data.strict=true"] if files == "corrupt+strict" else []
     args = cli_args(tmp_path / "run", _image_run(root, *extra), base=[])
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=cli_env())
+    result = run_python(args, timeout=300, env=cli_env())
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last and "Traceback" not in result.stderr
@@ -225,7 +225,7 @@ def test_a_wandb_key_never_reaches_the_run_directory(tmp_path: Path) -> None:
     env = {**cli_env(), "WANDB_API_KEY": secret, "WANDB_BASE_URL": "http://127.0.0.1:9"}
     env.pop("WANDB_MODE")  # no key check short-cut: the factory sees the key and no network
     args = cli_args(tmp_path, ["logger=wandb", "trainer.max_steps=2"])
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    result = run_python(args, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert list((tmp_path / "wandb").glob("offline-run-*/*.wandb"))
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
