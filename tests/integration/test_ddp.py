@@ -23,6 +23,7 @@ from gan_zoo.distributed import GANDDPStrategy, all_reduce_
 from gan_zoo.models import SNGAN, WGANGP, MinimaxGAN, NonSaturatingGAN, WGANClip
 from gan_zoo.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from gan_zoo.penalties import gradient_penalty
+from tests.integration.two_processes import START_METHOD
 
 pytestmark = pytest.mark.slow
 VARIANTS = [MinimaxGAN, NonSaturatingGAN, WGANClip, WGANGP, SNGAN]
@@ -211,7 +212,8 @@ def _reduce_job(rank: int, out: Path) -> None:
 
 
 def _spawn(job: str, tmp_path: Path) -> list[dict[str, Any]]:
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path), job), nprocs=WORLD, join=True)
+    args = (_free_port(), str(tmp_path), job)
+    mp.spawn(_worker, args=args, nprocs=WORLD, join=True, start_method=START_METHOD)
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import socket
 import time
 from collections.abc import Callable
@@ -11,6 +12,14 @@ from typing import Any
 
 import pytest
 import torch.multiprocessing as mp
+
+# Ranks start as forks of one forkserver per test worker that has imported these once (~10 s
+# of imports each spawned rank used to pay); the server never runs a torch op or a thread, so
+# its forks are as clean as spawned processes.
+START_METHOD = "forkserver"
+multiprocessing.set_forkserver_preload(
+    ["torch", "lightning.pytorch", "torch_fidelity", "gan_zoo.training", "gan_zoo.metrics"]
+)
 
 
 def run_two_processes(
@@ -23,7 +32,7 @@ def run_two_processes(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     context = mp.start_processes(
-        worker, args=(port, str(weights), str(out)), nprocs=2, join=False, start_method="spawn"
+        worker, args=(port, str(weights), str(out)), nprocs=2, join=False, start_method=START_METHOD
     )
     deadline = time.monotonic() + deadline_s
     while not context.join(timeout=1):
