@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gan_zoo.errors import ConfigValueError
-from gan_zoo.validation import PositiveInt, Seed, _arms, _known, describe
+from gan_zoo.validation import PositiveInt, Seed, describe, known_names, union_arms
 
 
 class StrictSettings(BaseModel):
@@ -76,7 +76,7 @@ def validate_settings(model: type[BaseModel], values: Mapping[str, Any], prefix:
         owner, field = _field_owner(model, loc)
         if first["type"] == "extra_forbidden":
             known = owner.model_fields if owner is not None else {}
-            valid = f"a known key ({_known(loc[-1], known)})"
+            valid = f"a known key ({known_names(loc[-1], known)})"
             raise ConfigValueError(key, first["input"], valid) from None
         annotation = field.annotation if field is not None else Any
         metadata = list(field.metadata) if field is not None else []
@@ -96,8 +96,7 @@ def _field_path(model: type[BaseModel], loc: list[str]) -> list[str]:
             return path + [part] if not path or owner is not None else path
         path.append(part)
         annotation = owner.model_fields[part].annotation
-        nested = [a for a in _arms(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-        owner = nested[0] if nested else None
+        owner = _nested_model(annotation)
     return path
 
 
@@ -107,7 +106,12 @@ def _field_owner(model: type[BaseModel], loc: list[str]) -> tuple[Any, Any]:
     for part in loc[:-1]:
         field = owner.model_fields.get(part) if owner is not None else None
         annotation = field.annotation if field is not None else None
-        nested = [a for a in _arms(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-        owner = nested[0] if nested else None
+        owner = _nested_model(annotation)
     field = owner.model_fields.get(loc[-1]) if owner is not None and loc else None
     return owner, field
+
+
+def _nested_model(annotation: Any) -> Any:
+    """The settings model among the arms of ``annotation`` (``X | None``), or None."""
+    nested = [a for a in union_arms(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    return nested[0] if nested else None

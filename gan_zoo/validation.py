@@ -115,7 +115,7 @@ def _one_line(
             owner, known = type(args[0]).__name__, _class_parameters(type(args[0]))
         else:
             owner, known = _owner(function), dict(params)
-        valid = f"an argument of {owner} ({_known(name, known)})"
+        valid = f"an argument of {owner} ({known_names(name, known)})"
         return ConfigValueError(name, first.get("input"), valid)
     try:
         value = signature.bind_partial(*args, **kwargs).arguments.get(name, first.get("input"))
@@ -151,7 +151,8 @@ def _owner(function: Callable[..., Any]) -> str:
     return qualname.removesuffix(".__init__")
 
 
-def _known(name: str, params: Mapping[str, Any]) -> str:
+def known_names(name: str, params: Mapping[str, Any]) -> str:
+    """The closest known name to a misspelt ``name`` ("did you mean ...?"), else them all."""
     names = [p for p in params if p not in ("self", "args", "kwargs")]
     close = difflib.get_close_matches(name, names, n=1)
     return f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(names)
@@ -165,15 +166,16 @@ def describe(annotation: Any) -> str:
     >>> describe(Literal["batch", "none"])
     "one of 'batch', 'none'"
     """
-    arms = _arms(annotation)
+    arms = union_arms(annotation)
     nullable = any(a is type(None) for a in arms)
     words = " or ".join(_describe_one(a) for a in arms if a is not type(None))
     return f"{words}, or null" if nullable else words
 
 
-def _arms(annotation: Any) -> list[Any]:
+def union_arms(annotation: Any) -> list[Any]:
+    """The arms of a (nested) union annotation, flattened; ``[annotation]`` if not a union."""
     if typing.get_origin(annotation) in (Union, types.UnionType):
-        return [arm for a in typing.get_args(annotation) for arm in _arms(a)]
+        return [arm for a in typing.get_args(annotation) for arm in union_arms(a)]
     return [annotation]
 
 
@@ -230,7 +232,7 @@ def check_arguments(target: Callable[..., Any], arguments: Mapping[str, Any], pr
         key = f"{prefix}.{name}"
         if name not in params:
             raise ConfigValueError(
-                key, value, f"an argument of {_owner(target)} ({_known(name, params)})"
+                key, value, f"an argument of {_owner(target)} ({known_names(name, params)})"
             )
         annotation = hints.get(name, params[name].annotation)
         if annotation is inspect.Parameter.empty or value is None:
