@@ -15,11 +15,17 @@ started with the worker's environment plus ``PYTHONHASHSEED=0``, what every CLI 
 :func:`run_python` starts a real process instead when a request's ``PYTHONHASHSEED``,
 ``OMP_NUM_THREADS`` or ``PYTHONPATH`` differ from the server's, or ``GAN_ZOO_REAL_CLI=1`` is set
 (which runs the whole suite on real processes).
+
+:func:`run_python` stands for ``subprocess.run`` and :func:`start_python` for
+``subprocess.Popen`` (``pid``, ``poll``, ``wait``, ``communicate``, ``returncode``), for the
+tests that signal a run while it trains. Each fork leads its own process group, like a process
+started with ``start_new_session=True``.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import select
@@ -45,8 +51,10 @@ class WarmInterpreter:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=self.env,
-            text=True,
+            bufsize=0,  # unbuffered: select() on the pipe then tells whether a line is there
         )
+        self.busy = False
+        self.child = 0  # the pid of the last run started
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -54,30 +62,104 @@ class WarmInterpreter:
     def fits(self, env: dict[str, str]) -> bool:
         return all(env.get(key) == self.env.get(key) for key in STARTUP_VARIABLES)
 
+    def line(self, timeout: float | None = None) -> str | None:
+        """The server's next line, or None if none came within ``timeout`` seconds."""
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            return None
+        data = b""
+        while not data.endswith(b"\n"):  # byte by byte: never read past the line
+            byte = os.read(self.proc.stdout.fileno(), 1)
+            if not byte:
+                raise RuntimeError("the warm interpreter died")
+            data += byte
+        return data.decode()
+
+    def start(self, argv: list[str], env: dict[str, str], cwd: str, text: bool) -> WarmProcess:
+        """Fork the server into ``argv``; the child leads its own process group."""
+        folder = tempfile.TemporaryDirectory()
+        out, err = Path(folder.name, "stdout"), Path(folder.name, "stderr")
+        request = {"argv": argv[1:], "env": env, "cwd": cwd, "out": str(out), "err": str(err)}
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+        self.busy = True
+        pid = self.line()
+        assert pid is not None
+        self.child = int(pid)
+        return WarmProcess(self, argv, self.child, folder, text)
+
     def run(
         self, argv: list[str], env: dict[str, str], cwd: str, timeout: float | None, text: bool
     ) -> subprocess.CompletedProcess[Any]:
-        with tempfile.TemporaryDirectory() as folder:
-            out, err = Path(folder, "stdout"), Path(folder, "stderr")
-            request = {"argv": argv[1:], "env": env, "cwd": cwd, "out": str(out), "err": str(err)}
-            assert self.proc.stdin is not None and self.proc.stdout is not None
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
-            pid = int(self.proc.stdout.readline())
-            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-            if not ready:  # the child leads its own process group: DDP ranks go with it
-                os.killpg(pid, signal.SIGKILL)
-                self.proc.stdout.readline()
-                raise subprocess.TimeoutExpired(argv, timeout or 0.0, _read(out), _read(err))
-            status = int(self.proc.stdout.readline())
-            stdout, stderr = _read(out, text), _read(err, text)
-        return subprocess.CompletedProcess(argv, status, stdout, stderr)
+        process = self.start(argv, env, cwd, text)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:  # the whole group: DDP ranks go with the run
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise subprocess.TimeoutExpired(argv, timeout or 0.0, *process.output()) from None
+        return subprocess.CompletedProcess(argv, process.wait(), stdout, stderr)
 
     def close(self) -> None:
         if self.alive():
             assert self.proc.stdin is not None
+            if self.busy:  # a test left its run going: stop it, or the server waits for it
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.child, signal.SIGKILL)
             self.proc.stdin.close()
             self.proc.wait(timeout=30)
+
+
+class WarmProcess:
+    """One forked run, with the part of :class:`subprocess.Popen` the signal tests use: ``pid``
+    (signal it, or its group), ``poll``, ``wait``, ``communicate`` and ``returncode``. Its
+    stdout and stderr go to files, read once it has exited."""
+
+    def __init__(
+        self,
+        server: WarmInterpreter,
+        args: list[str],
+        pid: int,
+        folder: tempfile.TemporaryDirectory[str],
+        text: bool,
+    ) -> None:
+        self.server, self.args, self.pid, self.folder, self.text = server, args, pid, folder, text
+        self.returncode: int | None = None
+        self._output: tuple[Any, Any] | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self._collect(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None and not self._collect(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def communicate(self, timeout: float | None = None) -> tuple[Any, Any]:
+        self.wait(timeout)
+        return self.output()
+
+    def output(self) -> tuple[Any, Any]:
+        if self._output is not None:
+            return self._output
+        folder = Path(self.folder.name)
+        found = (_read(folder / "stdout", self.text), _read(folder / "stderr", self.text))
+        if self.returncode is not None:
+            self._output = found
+            self.folder.cleanup()
+        return found
+
+    def _collect(self, timeout: float | None) -> bool:
+        status = self.server.line(timeout)
+        if status is None:
+            return False
+        self.returncode = int(status)
+        self.server.busy = False
+        return True
 
 
 def _read(path: Path, text: bool = True) -> Any:
@@ -86,6 +168,18 @@ def _read(path: Path, text: bool = True) -> Any:
 
 
 _server: WarmInterpreter | None = None
+
+
+def _warm_server(argv: list[str], env: dict[str, str]) -> WarmInterpreter | None:
+    """The worker's idle warm interpreter if ``argv`` and ``env`` can run in a fork of it."""
+    global _server
+    warm = len(argv) > 1 and argv[0] == sys.executable and argv[1].endswith(".py")
+    if not warm or os.environ.get("GAN_ZOO_REAL_CLI") == "1":
+        return None
+    if _server is None or not _server.alive():
+        _server = WarmInterpreter()
+        atexit.register(_server.close)
+    return _server if _server.fits(env) and not _server.busy else None
 
 
 def run_python(
@@ -98,18 +192,34 @@ def run_python(
 ) -> subprocess.CompletedProcess[Any]:
     """``subprocess.run(argv, capture_output=True, ...)`` for ``[sys.executable, script, ...]``,
     in a fork of the warm interpreter when the request allows (see the module docstring)."""
-    global _server
     env = dict(os.environ if env is None else env)
     cwd = str(cwd or os.getcwd())
-    warm = len(argv) > 1 and argv[0] == sys.executable and argv[1].endswith(".py")
-    if warm and os.environ.get("GAN_ZOO_REAL_CLI") != "1":
-        if _server is None or not _server.alive():
-            _server = WarmInterpreter()
-            atexit.register(_server.close)
-        if _server.fits(env):
-            return _server.run(argv, env, cwd, timeout, text)
+    server = _warm_server(argv, env)
+    if server is not None:
+        return server.run(argv, env, cwd, timeout, text)
     return subprocess.run(
         argv, capture_output=True, text=text, timeout=timeout, env=env, cwd=cwd, check=False
+    )
+
+
+def start_python(
+    argv: list[str], *, env: dict[str, str], cwd: str | os.PathLike[str]
+) -> WarmProcess | subprocess.Popen[str]:
+    """``subprocess.Popen(argv, start_new_session=True, stderr=PIPE, text=True)`` for a
+    ``[sys.executable, script, ...]`` that is signalled while it runs: a fork of the warm
+    interpreter when the request allows, leading its own process group as the session leader of
+    ``start_new_session`` does."""
+    server = _warm_server(argv, env)
+    if server is not None:
+        return server.start(argv, env, str(cwd), text=True)
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 

@@ -14,6 +14,7 @@ from gan_zoo.callbacks import Preempted
 from gan_zoo.checkpointing import read_checkpoint
 from gan_zoo.training import train
 from tests.helpers import FAST, ROOT, compose_train
+from tests.warm_cli import WarmProcess, start_python
 
 VARIANTS = ["minimax_gan", "ns_gan", "wgan_clip", "wgan_gp", "sngan"]
 
@@ -61,17 +62,14 @@ def cli_args(run_dir: Path, overrides: list[str], base: list[str] = TINY) -> lis
     return [sys.executable, str(ROOT / "train.py"), *base, *overrides, f"hydra.run.dir={run_dir}"]
 
 
-def run_cli(run_dir: Path, overrides: list[str]) -> subprocess.Popen[str]:
-    """Start ``train.py`` on the tiny config in ``run_dir``, in its own process group."""
-    return subprocess.Popen(
-        cli_args(run_dir, overrides),
-        cwd=ROOT,
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+# A started train.py: a fork of the warm interpreter, or a real process when it cannot be one.
+Process = WarmProcess | subprocess.Popen[str]
+
+
+def run_cli(run_dir: Path, overrides: list[str]) -> Process:
+    """Start ``train.py`` on the tiny config in ``run_dir``, in its own process group (a fork
+    of the worker's warm interpreter: tests/warm_cli.py)."""
+    return start_python(cli_args(run_dir, overrides), env=cli_env(), cwd=ROOT)
 
 
 def cli_env() -> dict[str, str]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from gan_zoo.checkpointing import read_checkpoint
-from tests.integration.exactness import assert_same_state, run_cli
+from tests.integration.exactness import Process, assert_same_state, run_cli
 
 # Every rank keeps its own replay pool; the checkpoint holds all of them (exactness.TINY has one).
 DDP = [
@@ -25,7 +24,7 @@ DDP = [
 ]
 
 
-def _wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 240) -> None:
+def _wait_for(path: Path, process: Process, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert process.poll() is None, process.communicate()[1][-2000:]
@@ -41,7 +40,7 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _all_exit(process: subprocess.Popen[str], timeout: float = 120) -> str:
+def _all_exit(process: Process, timeout: float = 120) -> str:
     """Wait for the main process and then for every process of its group; its stderr."""
     _, err = process.communicate(timeout=timeout)
     deadline = time.monotonic() + 30
@@ -87,7 +86,7 @@ def ddp_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run / "checkpoints" / "step000040.ckpt"
 
 
-def _stop(run: Path, process: subprocess.Popen[str], after: int, group: bool) -> int:
+def _stop(run: Path, process: Process, after: int, group: bool) -> int:
     """SIGTERM once ``step<after>.ckpt`` exists (to the process group or rank 0 only); the
     preemption checkpoint's step."""
     _wait_for(run / "checkpoints" / f"step{after:06d}.ckpt", process)
