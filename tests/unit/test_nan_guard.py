@@ -13,6 +13,7 @@ from lightning.pytorch.plugins.precision import MixedPrecision
 from torch.utils.data import DataLoader
 
 from gan_zoo.callbacks import NaNGuard, NonFiniteError
+from gan_zoo.callbacks.nan_guard import any_nonfinite
 from gan_zoo.checkpointing import read_checkpoint
 from gan_zoo.models import WGANGP
 from gan_zoo.nets import MLPDiscriminator, MLPGenerator
@@ -120,3 +121,19 @@ def test_under_fp16_a_nan_in_the_data_still_stops_the_run() -> None:
     assert str(info.value).startswith(
         "non-finite d_loss (NaN or Inf) at generator step 2 of WGANGP"
     ), str(info.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_any_nonfinite_finds_one_bad_element_in_any_dtype(bad: float, dtype: torch.dtype) -> None:
+    tensors = [torch.randn(3, 4, dtype=dtype), torch.randn(50, dtype=dtype)]
+    assert not any_nonfinite(tensors)
+    tensors[1][17] = bad
+    assert any_nonfinite(tensors)
+
+
+def test_any_nonfinite_sees_opposite_infinities_and_no_false_alarm_from_large_sums() -> None:
+    both = torch.tensor([float("inf"), float("-inf"), 1.0])  # sums to NaN
+    assert any_nonfinite([both])
+    large = torch.full((1000,), 60000.0, dtype=torch.float16)  # sums past fp16's range
+    assert not any_nonfinite([large]) and not any_nonfinite([])
