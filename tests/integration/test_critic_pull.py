@@ -1,0 +1,66 @@
+"""The critic-pull experiment: fresh shipped critics against a fixed generator on grid25."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_zoo.data.toy import MIXTURES
+from gan_zoo.experiments import critic_pull
+from gan_zoo.models import WGANGP, WGANClip
+from gan_zoo.nets import MLPDiscriminator
+
+
+def test_quick_run_writes_a_curve_per_critic_built_as_train_py_builds_it(tmp_path: Path) -> None:
+    rows = critic_pull.main(
+        ["--quick", "--out", str(tmp_path), "--critics", "wgan_clip", "wgan_gp"]
+    )
+    with open(tmp_path / "critic_pull.csv") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == list(critic_pull.COLUMNS)
+        written = list(reader)
+    assert [(r["critic"], r["step"]) for r in written] == [
+        ("wgan_clip", "10"), ("wgan_clip", "20"), ("wgan_gp", "10"), ("wgan_gp", "20")
+    ]  # fmt: skip
+    assert all(
+        -1 <= float(r["cos_mean"]) <= 1 and 0 <= float(r["share_towards"]) <= 1 for r in written
+    )
+    assert all(math.isfinite(float(r["dual"])) for r in written)
+    clipped = rows[1]["model"]  # the shipped toy config: its class, clip and critic width
+    assert isinstance(clipped, WGANClip) and clipped.clip_value == 0.01
+    assert max(p.abs().max().item() for p in clipped.discriminator.parameters()) <= 0.01
+    assert isinstance(rows[3]["model"], WGANGP) and rows[3]["model"].gp_weight == 1.0
+    assert (tmp_path / "critic_pull.png").stat().st_size > 10_000
+
+
+class Radial(torch.nn.Module):
+    """D(x) = -sign * ||x - m||² around one mode m: its gradient points at m (sign 1) or away."""
+
+    def __init__(self, mode: torch.Tensor, sign: float) -> None:
+        super().__init__()
+        self.mode, self.sign = mode, sign
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.sign * ((x - self.mode) ** 2).sum(1)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_pull_is_plus_or_minus_one_for_a_critic_pointing_at_or_away_from_the_mode(
+    sign: float,
+) -> None:
+    modes = MIXTURES["grid25"][0]
+    centre = modes[12]  # (0, 0)
+    probes = centre + torch.tensor([[0.5, 0.2], [-0.3, 0.4], [0.1, -0.6]])  # nearest mode: it
+    model = WGANGP(torch.nn.Identity(), MLPDiscriminator(in_dim=2), latent_dim=2)
+    model.discriminator = Radial(centre, sign)
+    got = critic_pull.pull(model, probes, modes)
+    assert got == pytest.approx({"cos_mean": sign, "share_towards": float(sign > 0)})
+
+
+def test_bad_step_counts_are_refused() -> None:
+    with pytest.raises(SystemExit):
+        critic_pull.main(["--steps", "5", "--every", "10"])
