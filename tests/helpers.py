@@ -58,6 +58,19 @@ def leaves(node: Any, prefix: str = "") -> dict[str, Any]:
     return {k: v for child in children for k, v in child.items()}
 
 
+def tuned_settings(option: str) -> dict[str, Any]:
+    """What ``configs/tuned/<option>.yaml`` sets, its defaults list followed: a tuned config may
+    start from another of the group (``defaults: [toy2d_ns_gan, _self_]``), as Hydra merges it."""
+    file = OmegaConf.load(CONFIG_DIR / "tuned" / f"{option}.yaml")
+    own = OmegaConf.to_container(file)
+    assert isinstance(own, dict)
+    entries = own.pop("defaults", ["_self_"])
+    parts = [OmegaConf.create(own if e == "_self_" else tuned_settings(e)) for e in entries]
+    merged = OmegaConf.to_container(OmegaConf.merge(*parts))
+    assert isinstance(merged, dict)
+    return merged
+
+
 def compose_train(overrides: Sequence[str] = (), run_dir: Path | None = None) -> DictConfig:
     """Compose the real ``configs/train.yaml`` as ``train.py`` would, outside a Hydra run."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 import gan_zoo
 from gan_zoo.checkpointing import read_checkpoint
 from tests.conftest import run_script
-from tests.helpers import CONFIG_DIR, FAST, MODELS, compose_train, leaves
+from tests.helpers import CONFIG_DIR, FAST, MODELS, compose_train, leaves, tuned_settings
 
 EXPECTED_CLASS = {
     "minimax_gan": "MinimaxGAN",
@@ -211,8 +211,7 @@ def test_tuned_configs_train_through_the_cli(option: str, tuned_runs: dict[str, 
     data, model = option.split("_", 1)
     assert (tuned_runs[option] / "checkpoints" / "last.ckpt").is_file()  # trains (debug=fast)
     composed = compose_train([f"model={model}", f"data={data}"])  # without debug=fast's sizes
-    tuned = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "tuned" / f"{option}.yaml"))
-    for key, value in leaves(tuned).items():
+    for key, value in leaves(tuned_settings(option)).items():
         got = OmegaConf.select(composed, key)
         got = OmegaConf.to_container(got) if OmegaConf.is_config(got) else got
         expected = OmegaConf.select(composed, value[2:-1]) if str(value).startswith("${") else value

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from gan_zoo.models import GAN
 from gan_zoo.training import build, instantiate_node
-from tests.helpers import CONFIG_DIR, MODELS, compose_train, leaves
+from tests.helpers import CONFIG_DIR, MODELS, compose_train, leaves, tuned_settings
 
 
 def _options(group: str) -> list[str]:
@@ -112,10 +112,10 @@ def test_tuned_group_applies_to_its_data_and_model_only(option: str, tmp_path: P
     tuned = compose_train([f"model={model}", f"data={data}"], run_dir=tmp_path)
     _, gan = build(tuned)
     assert isinstance(gan, GAN)
-    file = OmegaConf.load(CONFIG_DIR / "tuned" / f"{option}.yaml")
+    file = tuned_settings(option)
     numbers = {
         key: value
-        for key, value in leaves(OmegaConf.to_container(file)).items()
+        for key, value in leaves(file).items()
         if isinstance(value, int | float) and not isinstance(value, bool)
     }
     assert numbers, "a tuned config sets at least one number"
