@@ -16,7 +16,9 @@ values the ``callbacks.mode_coverage`` callback logged (``val/modes_covered_2500
 back from the run directories (:mod:`gan_zoo.experiments.sweep_runs`); the scatter plot samples
 each variant's seed-0 checkpoint. Outputs in ``--out``: ``runs/<variant>/`` (the run
 directories), ``mode_coverage_runs.csv`` (one row per run), ``mode_coverage.csv`` (mean and
-sample std per variant and data set), ``mode_coverage.md`` and ``mode_coverage.png``.
+sample std per variant and data set), ``mode_coverage.md`` and ``mode_coverage.png``. A variant
+whose sweep the NaN guard stopped (a run diverged) gets a "diverged" line in the table, with
+the guard's message, and the experiment goes on with the others.
 
     python -m gan_zoo.experiments.mode_coverage --out docs/img
 """
@@ -59,6 +61,8 @@ VARIANTS: dict[str, list[str]] = {
     "ns_gan_pack4": ["model=ns_gan", "model.pack=4", "data.batch_size=512", "model.n_critic=5"],
 }
 DATASETS = ("ring8", "grid25")
+# How train.py reports a run stopped by the NaN guard (a diverged variant is a result to report).
+DIVERGED = "error: non-finite"
 # (CSV stem, metric the callback logs)
 SCORES = (
     ("modes_covered", f"val/modes_covered_{PACGAN_SAMPLES}"),
@@ -120,9 +124,10 @@ def summarize(rows: Sequence[dict[str, Any]], seconds: dict[str, float]) -> list
     return summary
 
 
-def table(summary: Sequence[dict[str, Any]]) -> str:
-    """Markdown: one line per variant, modes and HQ % (mean ± std) per data set side by side."""
-    datasets = list(dict.fromkeys(s["dataset"] for s in summary))
+def table(summary: Sequence[dict[str, Any]], diverged: dict[str, str] | None = None) -> str:
+    """Markdown: one line per variant, modes and HQ % (mean ± std) per data set side by side;
+    then one line per ``diverged`` variant with the NaN guard's message."""
+    datasets = list(dict.fromkeys(s["dataset"] for s in summary)) or list(DATASETS)
     by_key = {(s["variant"], s["dataset"]): s for s in summary}
     header = ["variant", *(f"{d} {c}" for d in datasets for c in ("modes", "HQ %", "rev. KL"))]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -136,6 +141,8 @@ def table(summary: Sequence[dict[str, Any]]) -> str:
                 f"{s['reverse_kl_mean']:.2f}",
             ]
         lines.append("| " + " | ".join(cells) + " |")
+    for variant, reason in (diverged or {}).items():  # the sweep stops at its first NaN
+        lines.append(f"| {variant} | diverged: {reason} |" + " |" * (len(header) - 2))
     return "\n".join(lines) + "\n"
 
 
@@ -178,26 +185,35 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     common.setup(args)
     rows: list[dict[str, Any]] = []
     seconds: dict[str, float] = {}
+    diverged: dict[str, str] = {}  # variant -> the NaN guard's line
     for variant in args.variants:
         start = time.perf_counter()
         # --threads (default 1) per job: the toy MLPs gain nothing from more, and on a 2-core
         # machine two jobs of 2 threads each oversubscribe the cores.
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         done = subprocess.run(sweep_command(variant, args), env=env, capture_output=True, text=True)
+        seconds[variant] = time.perf_counter() - start
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines() or ["no error output"]
             reason = next((ln for ln in reversed(lines) if ln.startswith("error: ")), lines[-1])
+            if reason.startswith(DIVERGED):  # a result, not an error: report it, go on
+                diverged[variant] = reason.removeprefix("error: ")
+                print(f"{variant}: diverged, {diverged[variant]}", flush=True)
+                continue
             sys.exit(f"mode_coverage: {variant}'s sweep failed ({args.out / 'runs' / variant}): "
                      f"{reason}")  # fmt: skip
-        seconds[variant] = time.perf_counter() - start
         rows += run_rows(variant, read_sweeps([args.out / "runs" / variant]))
         print(f"{variant}: {len(rows)} runs so far, {seconds[variant]:.0f} s", flush=True)
     summary = summarize(rows, seconds)
     common.write_csv(rows, args.out / "mode_coverage_runs.csv", RUN_COLUMNS)
     common.write_csv(summary, args.out / "mode_coverage.csv", COLUMNS)
-    (args.out / "mode_coverage.md").write_text(table(summary))
-    plot(rows, args.out / "mode_coverage.png")
-    print(table(summary) + f"wrote {args.out}/mode_coverage.* in {sum(seconds.values()):.0f} s")
+    (args.out / "mode_coverage.md").write_text(table(summary, diverged))
+    if rows:
+        plot(rows, args.out / "mode_coverage.png")
+    print(
+        table(summary, diverged),
+        f"wrote {args.out}/mode_coverage.* in {sum(seconds.values()):.0f} s",
+    )
     return summary
 
 

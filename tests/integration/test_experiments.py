@@ -139,3 +139,24 @@ def test_mode_coverage_reports_a_failed_sweep(
     with pytest.raises(SystemExit, match=one_line):
         mode_coverage.main(["--quick", "--out", str(tmp_path), "--variants", "ns_gan"])
     assert len(calls) == 1 and calls[0][2:4] == ["-m", "model=ns_gan"]
+
+
+def test_mode_coverage_reports_a_diverged_variant_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep the NaN guard stopped is a result (a row saying so), not a failed experiment."""
+    calls: list[list[str]] = []
+    nan = "error: non-finite d_loss (NaN or Inf) at generator step 162 of FGAN: training stopped"
+
+    def diverging_sweep(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 1, "", f"[a log line]\n{nan}\nTraceback\n")
+
+    monkeypatch.setattr(mode_coverage.subprocess, "run", diverging_sweep)
+    variants = ["fgan_kl", "fgan_reverse_kl"]
+    summary = mode_coverage.main(["--quick", "--out", str(tmp_path), "--variants", *variants])
+    assert summary == [] and len(calls) == 2  # both variants were tried
+    table = (tmp_path / "mode_coverage.md").read_text().splitlines()
+    assert table[0].startswith("| variant | ring8 modes")
+    assert table[2] == f"| fgan_kl | diverged: {nan.removeprefix('error: ')} | | | | | |"
+    assert table[3].startswith("| fgan_reverse_kl | diverged: non-finite d_loss")
