@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from gan_zoo.callbacks.lipschitz import eval_mode
+from gan_zoo.checkpointing import load_model
 from gan_zoo.models.base import GAN, OptimizerFactory
 from gan_zoo.nets import MLPDiscriminator
 
@@ -57,6 +58,17 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: Path, columns: Sequence[s
 
 def _fmt(value: Any) -> Any:
     return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def fixed_generator(checkpoint: Path | None, real: Tensor) -> Sampler:
+    """``n -> (n, D)`` samples of a generator held fixed: a trained checkpoint's, or (None)
+    N(mean, cov) of ``real`` ``(N, D)``, one that matched the data's first two moments only."""
+    if checkpoint is not None:
+        model = load_model(checkpoint).eval()
+        return lambda n: model.sample(n).detach()
+    mean, cov = real.mean(0).double(), torch.cov(real.T.double())
+    gaussian = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
+    return lambda n: gaussian.sample((n,)).float()
 
 
 def with_lr(factory: OptimizerFactory, lr: float) -> OptimizerFactory:

@@ -9,7 +9,7 @@ matters is whether ∇ₓD at a sample between modes points towards a mode.
 This experiment measures exactly that. The generator is held fixed:
 
 - ``gaussian`` (default): N(mean, cov) of grid25, a generator that matched the first two
-  moments and nothing else (as in ``packed_critic``);
+  moments and nothing else (``common.fixed_generator``, as in ``packed_critic``);
 - ``--generator CKPT``: the generator of a trained checkpoint (e.g. a run that stalled).
 
 For each ``--critics`` entry a fresh critic is built from the shipped toy config exactly as
@@ -26,6 +26,7 @@ random directions give 1/3), with the dual value E[D(real)] - E[D(fake)].
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +40,6 @@ from torch import Tensor
 from gan_zoo.cli import CONFIG_DIR
 from gan_zoo.data.toy import MIXTURES, sample_mixture
 from gan_zoo.experiments import common
-from gan_zoo.experiments.packed_critic import fake_sampler
 from gan_zoo.models import GAN
 from gan_zoo.penalties import eval_mode, input_gradients
 from gan_zoo.plotting import new_figure
@@ -69,16 +69,21 @@ def pull(model: GAN, probes: Tensor, modes: Tensor) -> dict[str, float]:
     return {"cos_mean": cos.mean().item(), "share_towards": (cos > 0.5).float().mean().item()}
 
 
-def curve(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Train one fresh shipped critic against the fixed generator; a row every ``--every``."""
+def curve(name: str, args: argparse.Namespace) -> tuple[list[dict[str, Any]], GAN]:
+    """Train one fresh shipped critic against the fixed generator: a row every ``--every``
+    steps, and the trained model (for its value surface)."""
     torch.manual_seed(args.seed)
     modes, std = MIXTURES["grid25"]
     rng = np.random.default_rng(args.seed)
     sample_real = lambda n: sample_mixture(modes, std, n, rng)[0]  # noqa: E731
-    sample_fake = fake_sampler(args, sample_real(4096))
+    sample_fake = common.fixed_generator(args.generator, sample_real(4096))
     held_real, held_fake = sample_real(PROBES), sample_fake(4 * PROBES)
     off_mode = torch.cdist(held_fake, modes).min(1).values > HQ_STDS * std
     probes = held_fake[off_mode][:PROBES]
+    if len(probes) == 0:
+        sys.exit(
+            "critic_pull: every generator sample lies within 3 std of a mode: nothing to probe"
+        )
     model, batch_size = shipped_critic(name)
     rows: list[dict[str, Any]] = []
 
@@ -89,11 +94,10 @@ def curve(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
             rows.append({"critic": name, "step": step, **pull(model, probes, modes), "dual": dual})
 
     common.train_critic(model, sample_real, sample_fake, args.steps, batch_size, record)
-    rows[-1]["model"] = model  # for the value-surface plot; not written to the CSV
-    return rows
+    return rows, model
 
 
-def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+def plot(rows: Sequence[dict[str, Any]], models: dict[str, GAN], path: Path) -> Path:
     """Mean cosine against critic steps, and each final critic's value surface with the modes."""
     names = list(dict.fromkeys(row["critic"] for row in rows))
     figure = new_figure(figsize=(4 * (len(names) + 1), 3.8))
@@ -108,8 +112,7 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     grid = torch.cartesian_prod(ticks, ticks)  # (111 * 111, 2), x varies slowest
     modes = MIXTURES["grid25"][0]
     for ax, name in zip(axes[1:], names):
-        model = [row for row in rows if row["critic"] == name][-1]["model"]
-        with eval_mode(model.discriminator) as critic, torch.no_grad():
+        with eval_mode(models[name].discriminator) as critic, torch.no_grad():
             surface = critic(grid).reshape(len(ticks), len(ticks)).T  # rows: y
         ax.contourf(ticks, ticks, surface.numpy(), levels=30, cmap="viridis")
         ax.scatter(modes[:, 0], modes[:, 1], s=8, c="red")
@@ -120,7 +123,10 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     cli = common.parser("critic_pull", __doc__.splitlines()[0])
-    cli.add_argument("--critics", nargs="+", default=["wgan_clip", "wgan_gp", "sngan"])
+    models = sorted(path.stem for path in (CONFIG_DIR / "model").glob("*.yaml"))
+    cli.add_argument(
+        "--critics", nargs="+", default=["wgan_clip", "wgan_gp", "sngan"], choices=models
+    )
     cli.add_argument("--steps", type=int, default=10_000, help="critic steps per critic")
     cli.add_argument("--every", type=int, default=500, help="record every this many steps")
     cli.add_argument("--generator", type=Path, help="checkpoint whose generator is held fixed")
@@ -131,10 +137,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         cli.error(f"--steps {args.steps} / --every {args.every}: need steps >= every >= 1")
     common.setup(args)
     start = time.perf_counter()
-    rows = [row for name in args.critics for row in curve(name, args)]
+    trained = {name: curve(name, args) for name in args.critics}
+    rows = [row for curve_rows, _ in trained.values() for row in curve_rows]
     common.write_csv(rows, args.out / "critic_pull.csv", COLUMNS)
-    plot(rows, args.out / "critic_pull.png")
-    for row in (r for r in rows if "model" in r):
+    plot(rows, {name: model for name, (_, model) in trained.items()}, args.out / "critic_pull.png")
+    for row in (curve_rows[-1] for curve_rows, _ in trained.values()):
         print(
             f"{row['critic']}: step {row['step']}, mean cos {row['cos_mean']:.3f}, "
             f"share towards a mode {row['share_towards']:.2f}, dual {row['dual']:.3g}"

@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gan_zoo.checkpointing import load_model
 from gan_zoo.data.toy import MIXTURES, sample_mixture
 from gan_zoo.experiments import common
 from gan_zoo.models import NonSaturatingGAN
@@ -40,16 +39,6 @@ from gan_zoo.plotting import new_figure
 
 COLUMNS = ("pack", "step", "loss", "accuracy")
 HELD_OUT = 4096  # real and fake samples per accuracy measurement (divisible by every pack)
-
-
-def fake_sampler(args: argparse.Namespace, real: Tensor) -> common.Sampler:
-    """``n -> (n, 2)`` samples of the fixed "generator": a trained one, or grid25's Gaussian."""
-    if args.generator is not None:
-        model = load_model(args.generator).eval()
-        return lambda n: model.sample(n).detach()
-    mean, cov = real.mean(0).double(), torch.cov(real.T.double())
-    gaussian = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
-    return lambda n: gaussian.sample((n,)).float()
 
 
 @torch.no_grad()
@@ -65,7 +54,7 @@ def learning_curve(pack: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     modes, std = MIXTURES["grid25"]
     rng = np.random.default_rng(args.seed)
     sample_real = lambda n: sample_mixture(modes, std, n, rng)[0]  # noqa: E731
-    sample_fake = fake_sampler(args, sample_real(HELD_OUT))
+    sample_fake = common.fixed_generator(args.generator, sample_real(HELD_OUT))
     held_real, held_fake = sample_real(HELD_OUT), sample_fake(HELD_OUT)
     model = common.critic_model(NonSaturatingGAN, 2, args.hidden, 3, args.lr, pack=pack)
     rows: list[dict[str, Any]] = []

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gan_zoo.data.toy import MIXTURES
-from gan_zoo.experiments import critic_pull
+from gan_zoo.experiments import common, critic_pull
 from gan_zoo.models import WGANGP, WGANClip
 from gan_zoo.nets import MLPDiscriminator
 
@@ -30,11 +30,20 @@ def test_quick_run_writes_a_curve_per_critic_built_as_train_py_builds_it(tmp_pat
         -1 <= float(r["cos_mean"]) <= 1 and 0 <= float(r["share_towards"]) <= 1 for r in written
     )
     assert all(math.isfinite(float(r["dual"])) for r in written)
-    clipped = rows[1]["model"]  # the shipped toy config: its class, clip and critic width
-    assert isinstance(clipped, WGANClip) and clipped.clip_value == 0.01
-    assert max(p.abs().max().item() for p in clipped.discriminator.parameters()) <= 0.01
-    assert isinstance(rows[3]["model"], WGANGP) and rows[3]["model"].gp_weight == 1.0
+    assert [r["critic"] for r in rows] == ["wgan_clip"] * 2 + ["wgan_gp"] * 2
     assert (tmp_path / "critic_pull.png").stat().st_size > 10_000
+
+
+def test_the_critics_are_built_as_train_py_builds_them_from_the_toy_configs() -> None:
+    clipped, batch = critic_pull.shipped_critic("wgan_clip")  # configs/tuned/toy2d_wgan_clip
+    assert isinstance(clipped, WGANClip) and clipped.clip_value == 0.01 and batch == 128
+    assert clipped.discriminator_optimizer.keywords["lr"] == 2e-4
+    penalized, _ = critic_pull.shipped_critic("wgan_gp")
+    assert isinstance(penalized, WGANGP) and penalized.gp_weight == 1.0
+    common.train_critic(
+        clipped, lambda n: torch.randn(n, 2), lambda n: torch.randn(n, 2) + 2, 3, 16
+    )  # the variant's own hook clips after each step
+    assert max(p.abs().max().item() for p in clipped.discriminator.parameters()) <= 0.01
 
 
 class Radial(torch.nn.Module):
@@ -64,3 +73,13 @@ def test_pull_is_plus_or_minus_one_for_a_critic_pointing_at_or_away_from_the_mod
 def test_bad_step_counts_are_refused() -> None:
     with pytest.raises(SystemExit):
         critic_pull.main(["--steps", "5", "--every", "10"])
+
+
+def test_an_unknown_critic_is_refused_in_one_line_naming_the_valid_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        critic_pull.main(["--quick", "--critics", "nope"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--critics: invalid choice: 'nope'" in error and "wgan_clip" in error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 from pathlib import Path
@@ -31,8 +30,7 @@ def test_quick_run_writes_one_learning_curve_per_pack(tmp_path: Path) -> None:
 
 def test_gaussian_generator_matches_the_data_moments_only() -> None:
     real = torch.randn(4096, 2) * 3.0 + 1.0
-    args = argparse.Namespace(generator=None)
-    fake = packed_critic.fake_sampler(args, real)(20_000)
+    fake = common.fixed_generator(None, real)(20_000)
     assert fake.shape == (20_000, 2)
     assert fake.mean(0) == pytest.approx(real.mean(0).tolist(), abs=0.1)
     assert torch.cov(fake.T) == pytest.approx(torch.cov(real.T).numpy(), rel=0.05, abs=0.1)
