@@ -20,10 +20,10 @@ import annotated_types as at
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.accelerators import CPUAccelerator
-from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from pydantic import Strict
 
+from gan_zoo.callbacks.protocol_log import log_metric_protocols
 from gan_zoo.errors import check
 from gan_zoo.metrics import distributed
 from gan_zoo.metrics.fidelity import FidelityMetrics
@@ -68,22 +68,6 @@ def readable_by(extractor: str, shape: tuple[int, ...]) -> str | None:
     if extractor == MNIST:
         return None if shape == MNIST_SHAPE else f"{MNIST_SHAPE} digits"
     return None if len(shape) == 3 and shape[0] in (1, 3) else "1- or 3-channel images"
-
-
-def log_metric_protocols(trainer: pl.Trainer) -> None:
-    """Log the protocol of every metric name any callback logged, as one ``metric_protocol``.
-
-    Loggers replace a hyperparameter rather than merge it, so each metric callback logs the
-    union of all their ``logged_protocol``s: the last writer keeps every name.
-    """
-    merged: dict[str, Any] = {}
-    for callback in trainer.callbacks:  # type: ignore[attr-defined]
-        merged.update(getattr(callback, "logged_protocol", None) or {})
-    described = {"metric_protocol": merged}
-    for logger in trainer.loggers:
-        logger.log_hyperparams(described)
-        if isinstance(logger, WandbLogger):
-            logger.experiment.summary.update(described)
 
 
 def _datamodule(trainer: pl.Trainer) -> Any:

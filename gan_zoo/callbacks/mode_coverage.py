@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch import Tensor
 
-from gan_zoo.callbacks.fidelity import log_metric_protocols
+from gan_zoo.callbacks.protocol_log import log_metric_protocols
 from gan_zoo.metrics.mode_coverage import (
     PACGAN_MIN_COUNT,
     PACGAN_NUM_STD,
