@@ -21,6 +21,9 @@ penalty, clipping, optimizer and batch) and trained with the variant's own criti
 random directions give 1/3), with the dual value E[D(real)] - E[D(fake)].
 
     python -m gan_zoo.experiments.critic_pull --out docs/img
+
+``--critics`` takes any model config: ``--critics ns_gan lsgan`` shows the least-squares critic
+losing its pull as it trains (docs/mode_coverage.md, "LSGAN on the grid").
 """
 
 from __future__ import annotations
