@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import math
 from pathlib import Path
 
@@ -37,7 +38,8 @@ def test_quick_run_writes_a_curve_per_critic_built_as_train_py_builds_it(tmp_pat
 def test_the_critics_are_built_as_train_py_builds_them_from_the_toy_configs() -> None:
     clipped, batch = critic_pull.shipped_critic("wgan_clip")  # configs/tuned/toy2d_wgan_clip
     assert isinstance(clipped, WGANClip) and clipped.clip_value == 0.01 and batch == 128
-    assert clipped.discriminator_optimizer.keywords["lr"] == 2e-4
+    optimizer = clipped.discriminator_optimizer
+    assert isinstance(optimizer, functools.partial) and optimizer.keywords["lr"] == 2e-4
     penalized, _ = critic_pull.shipped_critic("wgan_gp")
     assert isinstance(penalized, WGANGP) and penalized.gp_weight == 1.0
     common.train_critic(
@@ -83,3 +85,13 @@ def test_an_unknown_critic_is_refused_in_one_line_naming_the_valid_ones(
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--critics: invalid choice: 'nope'" in error and "wgan_clip" in error
+
+
+def test_a_generator_with_nothing_off_mode_exits_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    modes = MIXTURES["grid25"][0]
+    on_modes = lambda *_: lambda n: modes[torch.arange(n) % len(modes)]  # noqa: E731
+    monkeypatch.setattr(common, "fixed_generator", on_modes)
+    with pytest.raises(SystemExit, match=r"^critic_pull: every generator sample lies within 3 std"):
+        critic_pull.main(["--quick", "--out", str(tmp_path), "--critics", "wgan_gp"])
