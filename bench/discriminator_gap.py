@@ -56,7 +56,7 @@ def split(path: str, num: int, seed: int) -> dict[str, tuple[Tensor, Tensor | No
     train = data.dataset
     generator = torch.Generator().manual_seed(seed)
     sets: dict[str, tuple[Tensor, Tensor | None]] = {}
-    if isinstance(train, SubsetDataset):
+    if isinstance(train, SubsetDataset) and len(train) < len(train.dataset):
         full, seen = train.dataset, set(train.indices.tolist())
         unseen = torch.tensor([i for i in range(len(full)) if i not in seen])
         chosen = unseen[torch.randperm(len(unseen), generator=generator)[:num]]

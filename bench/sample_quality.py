@@ -88,6 +88,13 @@ def per_class_accuracy(net: MNISTClassifier, model: GAN, n: int, seed: int) -> l
     return [round(a, 3) for a in conditional_accuracy(logits, labels)["per_class_accuracy"]]
 
 
+def judge(num_classes: int, num_samples: int) -> tuple[FidelityMetrics, Reference]:
+    """The metrics for a model with ``num_classes`` classes, and their reference: the
+    statistics of ``num_samples`` of the 5,000 training digits (cached in ``CACHE``)."""
+    metric = mnist_metrics(num_classes)
+    return metric, prepare_reference(metric, MNISTSubsetDataModule(), num_samples, CACHE, 500)
+
+
 def score(metric: FidelityMetrics, model: GAN, num_samples: int, seed: int) -> dict[str, Any]:
     """The metrics' values under their protocol names, confident samples and grid classes."""
 
@@ -172,12 +179,7 @@ def main() -> None:
         if args.generator == "raw":
             model.generator_ema = None  # sample() falls back to the trained generator
         if model.num_classes not in metrics:
-            metric = mnist_metrics(model.num_classes)
-            data = MNISTSubsetDataModule()
-            metrics[model.num_classes] = (
-                metric,
-                prepare_reference(metric, data, args.num_samples, CACHE, 500),
-            )
+            metrics[model.num_classes] = judge(model.num_classes, args.num_samples)
         metric, reference = metrics[model.num_classes]
         row = {"checkpoint": label or path, **score(metric, model, args.num_samples, args.seed)}
         row["real_reference"] = reference.key

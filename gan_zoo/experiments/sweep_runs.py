@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,11 +76,10 @@ def _natural_key(path: Path) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
 
 
-def final_metrics(run_dir: Path) -> tuple[dict[str, float], dict[str, int]]:
-    """The last logged value of every metric of ``run_dir``'s CSV logs, and the step it was
-    logged at. Versions are read in order, so a resumed run ends with its resumed values."""
-    values: dict[str, float] = {}
-    steps: dict[str, int] = {}
+def logged_values(run_dir: Path) -> Iterator[tuple[int, str, float]]:
+    """``(step, metric, value)`` for every value ``run_dir``'s CSV logs hold, in logging order
+    (versions in order, so a resumed run's values come after the ones it resumed from); step
+    -1 where the row has none."""
     versions = sorted(run_dir.glob(METRICS), key=lambda p: _natural_key(p.parent))
     for path in versions:
         with open(path, newline="") as handle:
@@ -90,9 +89,23 @@ def final_metrics(run_dir: Path) -> tuple[dict[str, float], dict[str, int]]:
                     value = _to_float(text)
                     if name is None or name in INDEX_COLUMNS or value is None:
                         continue
-                    values[name] = value
-                    steps[name] = -1 if step is None or math.isnan(step) else int(step)
+                    yield (-1 if step is None or math.isnan(step) else int(step)), name, value
+
+
+def final_metrics(run_dir: Path) -> tuple[dict[str, float], dict[str, int]]:
+    """The last logged value of every metric of ``run_dir``'s CSV logs, and the step it was
+    logged at. Versions are read in order, so a resumed run ends with its resumed values."""
+    values: dict[str, float] = {}
+    steps: dict[str, int] = {}
+    for step, name, value in logged_values(run_dir):
+        values[name], steps[name] = value, step
     return values, steps
+
+
+def metric_history(run_dir: Path, metric: str) -> dict[int, float]:
+    """``metric``'s logged values by step; where a resumed run logged a step again, its
+    later value."""
+    return {step: value for step, name, value in logged_values(run_dir) if name == metric}
 
 
 def _to_float(text: str | None) -> float | None:

@@ -16,7 +16,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from gan_zoo.experiments.study import StudyReport, main
-from gan_zoo.experiments.sweep_runs import final_metrics
+from gan_zoo.experiments.sweep_runs import final_metrics, metric_history
 from tests.helpers import CONFIG_DIR, FAST
 
 FD = "val/fd_mnist_2k_train"
@@ -94,6 +94,20 @@ def test_final_metrics_follow_resumed_versions(sweep: Path) -> None:
         "train/d_loss": 612,
         "train/g_loss": 612,
     }
+
+
+def test_metric_history_keeps_a_resumed_runs_later_value(tmp_path: Path) -> None:
+    # preempted after logging step 100, resumed from the step-50 checkpoint: step 100 again
+    run = write_run(
+        tmp_path / "run",
+        ["seed=0"],
+        200,
+        [losses(50, 1.5), losses(100, 1.4)],
+        [losses(100, 1.2), evaluation(100, 70.0), losses(150, 1.1)],
+    )
+    assert metric_history(run, "train/d_loss") == {50: 1.5, 100: 1.2, 150: 1.1}
+    assert metric_history(run, FD) == {100: 70.0}
+    assert metric_history(run, "augment/p") == {}
 
 
 def test_report_rows_summary_and_plot(sweep: Path, tmp_path: Path, capsys: Any) -> None:
