@@ -21,7 +21,9 @@ kept (``checkpoints/step<k>.ckpt``) it writes one row:
   ADA probability ``augment/p`` logged at the step (empty without ADA).
 
 Outputs in ``--out``: ``small_data_runs.csv`` and ``small_data_fd.png`` (FD against steps, one
-panel per data size, one line per augmentation and seed).
+panel per data size, one line per augmentation and seed). With ``--cache FILE`` a checkpoint
+judged before (same file, same settings) is not judged again: runs can be scored as they
+finish, or by several processes at once, and the table then written in seconds.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -88,6 +91,47 @@ def window_mean(history: dict[int, float], step: int, window: int) -> float | st
     return round(statistics.mean(values), 4) if values else ""
 
 
+def judge_checkpoint(path: Path, gap: bool, args: argparse.Namespace) -> dict[str, Any]:
+    """The run's description, the sample quality and (if ``gap``) D's gap of checkpoint
+    ``path``: the expensive part of a row, about 15 s of one CPU core."""
+    model = gan_zoo.load_model(str(path))
+    metric, _ = judge(model.num_classes, args.num_samples)
+    quality = sample_quality.score(metric, model, args.num_samples, args.seed)
+    fd, precision, recall = (
+        next(v for k, v in quality.items() if k.startswith(prefix))
+        for prefix in ("fd_mnist_", "precision_mnist_", "recall_mnist_")
+    )
+    measured = discriminator_gap.measure(str(path), args.num_gap, args.seed) if gap else {}
+    return {
+        **describe(path, model),
+        "fd_mnist_train": fd,
+        "precision": precision,
+        "recall": recall,
+        "grid_classes": quality["grid_classes"],
+        "sign_gap": measured.get("gap", {}).get("sign", ""),
+    }
+
+
+def cached_judgement(path: Path, gap: bool, args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`judge_checkpoint`, looked up in / appended to ``args.cache`` (JSON lines) when
+    given: keyed by the checkpoint's path, size and modification time and the settings, so
+    adding a run to the table, or scoring runs in parallel processes, does not rescore the rest."""
+    if args.cache is None:
+        return judge_checkpoint(path, gap, args)
+    stat = path.stat()
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{args.num_samples}|{args.seed}|"
+    key += f"{args.num_gap if gap else 0}"
+    if args.cache.exists():
+        for line in args.cache.read_text().splitlines():
+            entry = json.loads(line)
+            if entry["key"] == key:
+                return dict(entry["row"])
+    row = judge_checkpoint(path, gap, args)
+    with open(args.cache, "a") as handle:
+        handle.write(json.dumps({"key": key, "row": row}) + "\n")
+    return row
+
+
 def measure_run(run_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     """One row per kept checkpoint of ``run_dir`` at ``args.steps``."""
     kept = [(s, run_dir / "checkpoints" / f"step{s:06d}.ckpt") for s in args.steps]
@@ -98,36 +142,17 @@ def measure_run(run_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]
     js = metric_history(run_dir, "divergence/js")
     d_loss = metric_history(run_dir, "train/d_loss")
     ada_p = metric_history(run_dir, "augment/p")
-    rows = []
-    for step, path in kept:
-        model = gan_zoo.load_model(str(path))
-        metric, _ = judge(model.num_classes, args.num_samples)
-        quality = sample_quality.score(metric, model, args.num_samples, args.seed)
-        fd, precision, recall = (
-            next(v for k, v in quality.items() if k.startswith(prefix))
-            for prefix in ("fd_mnist_", "precision_mnist_", "recall_mnist_")
-        )
-        gap = (
-            discriminator_gap.measure(str(path), args.num_gap, args.seed).get("gap", {})
-            if step in args.gap_steps
-            else {}
-        )
-        rows.append(
-            {
-                **describe(path, model),
-                "step": step,
-                "fd_mnist_train": fd,
-                "precision": precision,
-                "recall": recall,
-                "grid_classes": quality["grid_classes"],
-                "sign_gap": gap.get("sign", ""),
-                "ada_p": round(ada_p[step], 4) if step in ada_p else "",
-                "js_window": window_mean(js, step, args.window),
-                "d_loss_window": window_mean(d_loss, step, args.window),
-                "checkpoint": str(path),
-            }
-        )
-    return rows
+    return [
+        {
+            **cached_judgement(path, step in args.gap_steps, args),
+            "step": step,
+            "ada_p": round(ada_p[step], 4) if step in ada_p else "",
+            "js_window": window_mean(js, step, args.window),
+            "d_loss_window": window_mean(d_loss, step, args.window),
+            "checkpoint": str(path),
+        }
+        for step, path in kept
+    ]
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -158,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-samples", type=int, default=2000, help="fakes per checkpoint")
     parser.add_argument("--num-gap", type=int, default=500, help="digits per set, D's gap")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, help="JSON lines of checkpoints already judged")
     args = parser.parse_args(argv)
     rows = [row for run_dir in args.run_dirs for row in measure_run(run_dir, args)]
     args.out.mkdir(parents=True, exist_ok=True)

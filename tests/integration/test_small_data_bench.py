@@ -49,12 +49,15 @@ def test_one_row_per_kept_checkpoint_with_the_runs_logs(
     runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sample_quality, "CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "out"
-    small_data.main(
-        [str(runs["none"]), str(runs["ada"]), "--out", str(out), "--steps", "2", "3", "4"]
-        + ["--gap-steps", "4", "--window", "2", "--num-samples", "40", "--num-gap", "16"]
-    )
+    out, cache = tmp_path / "out", tmp_path / "judged.jsonl"
+    argv = [str(runs["none"]), str(runs["ada"]), "--steps", "2", "3", "4", "--gap-steps", "4"]
+    argv += ["--window", "2", "--num-samples", "40", "--num-gap", "16", "--cache", str(cache)]
+    small_data.main([*argv, "--out", str(out)])
     rows = read_rows(out / "small_data_runs.csv")
+    # again with the cache: nothing is judged twice, and the table is the same
+    monkeypatch.setattr(small_data, "judge_checkpoint", lambda *a: pytest.fail(f"judged {a[0]}"))
+    small_data.main([*argv, "--out", str(tmp_path / "again")])
+    assert read_rows(tmp_path / "again/small_data_runs.csv") == rows
     assert (out / "small_data_fd.png").stat().st_size > 0
     # step 3 has no checkpoint (every 2 steps): skipped, not an error
     assert [(r["augmentation"][:4], r["step"]) for r in rows] == [
