@@ -95,6 +95,9 @@ def judge_checkpoint(path: Path, gap: bool, args: argparse.Namespace) -> dict[st
     """The run's description, the sample quality and (if ``gap``) D's gap of checkpoint
     ``path``: the expensive part of a row, about 15 s of one CPU core."""
     model = gan_zoo.load_model(str(path))
+    shape = tuple(model.sample(1).shape[1:])
+    if shape != (1, 28, 28):
+        raise SystemExit(f"error: {path} samples {shape}; the MNIST judge needs (1, 28, 28)")
     metric, _ = judge(model.num_classes, args.num_samples)
     quality = sample_quality.score(metric, model, args.num_samples, args.seed)
     fd, precision, recall = (

@@ -88,3 +88,12 @@ def test_a_run_without_the_steps_is_refused_in_one_line(
     with pytest.raises(SystemExit, match=refusal):
         small_data.main([str(runs["none"]), "--out", str(tmp_path), "--steps", "7", "9"])
     assert not (tmp_path / "small_data_runs.csv").exists()  # nothing half-written
+
+
+def test_a_run_that_is_not_mnist_is_refused_in_one_line(tmp_path: Path) -> None:
+    run = tmp_path / "toy"
+    result = run_script("train.py", "data=toy2d", *FAST, f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    refusal = r"^error: .*step000002.ckpt samples \(2,\); the MNIST judge needs \(1, 28, 28\)$"
+    with pytest.raises(SystemExit, match=refusal):
+        small_data.main([str(run), "--out", str(tmp_path / "out"), "--steps", "2"])
