@@ -29,7 +29,7 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor
 
-import gan_zoo
+from bench import checkpoints
 from gan_zoo.checkpointing.load import read_checkpoint
 from gan_zoo.checkpointing.run_config import CONFIG_KEY
 from gan_zoo.data.base import SubsetDataset
@@ -68,7 +68,7 @@ def split(path: str, num: int, seed: int) -> dict[str, tuple[Tensor, Tensor | No
 
 
 def measure(path: str, num: int, seed: int) -> dict[str, Any]:
-    model = gan_zoo.load_model(path)
+    model = checkpoints.load(path)
     if model.pack != 1:
         raise SystemExit(f"error: {path}: model.pack={model.pack}; only unpacked D (pack=1)")
     row: dict[str, Any] = {"checkpoint": path}

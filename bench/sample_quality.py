@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-import gan_zoo
+from bench import checkpoints
 from gan_zoo.callbacks import SampleGrid
 from gan_zoo.data import MNISTSubsetDataModule
 from gan_zoo.metrics import FidelityMetrics, mnist_net
@@ -175,7 +175,7 @@ def main() -> None:
     rows = []
     for arg in args.checkpoints:
         label, _, path = arg.rpartition("=")  # "LABEL=PATH" names a row of the table
-        model = gan_zoo.load_model(path)
+        model = checkpoints.load(path)
         if args.generator == "raw":
             model.generator_ema = None  # sample() falls back to the trained generator
         if model.num_classes not in metrics:

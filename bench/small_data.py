@@ -36,8 +36,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import gan_zoo
-from bench import discriminator_gap, sample_quality
+from bench import checkpoints, discriminator_gap, sample_quality
 from gan_zoo.checkpointing.load import read_checkpoint
 from gan_zoo.checkpointing.run_config import CONFIG_KEY
 from gan_zoo.experiments.sweep_runs import metric_history
@@ -94,7 +93,7 @@ def window_mean(history: dict[int, float], step: int, window: int) -> float | st
 def judge_checkpoint(path: Path, gap: bool, args: argparse.Namespace) -> dict[str, Any]:
     """The run's description, the sample quality and (if ``gap``) D's gap of checkpoint
     ``path``: the expensive part of a row, about 15 s of one CPU core."""
-    model = gan_zoo.load_model(str(path))
+    model = checkpoints.load(path)
     shape = tuple(model.sample(1).shape[1:])
     if shape != (1, 28, 28):
         raise SystemExit(f"error: {path} samples {shape}; the MNIST judge needs (1, 28, 28)")
