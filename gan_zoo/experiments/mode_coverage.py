@@ -160,7 +160,9 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         ax = axes[datasets.index(dataset)][variants.index(variant)]
         model = load_model(Path(row["run_dir"]) / "checkpoints" / "last.ckpt").eval()
         samples, modes = model.sample(PACGAN_SAMPLES), MIXTURES[dataset][0]  # (2500, 2), (K, 2)
-        lim = float(modes.abs().max()) * 1.5
+        # widen the view to the samples (99th percentile) so that a generator collapsed off
+        # the modes shows up instead of leaving an empty panel
+        lim = max(float(modes.abs().max()) * 1.5, float(samples.abs().quantile(0.99)) * 1.1)
         ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.3)
         ax.scatter(modes[:, 0], modes[:, 1], marker="x", s=12, c="red")
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
