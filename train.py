@@ -5,6 +5,7 @@ Every option lives in ``configs/``; see the README for the keys users rely on.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import hydra
@@ -19,6 +20,7 @@ from gan_zoo.training import train
 
 # Exit status of a run stopped by a NaN/Inf (2 is bad input, 0 a finished or preempted run).
 DIVERGED = 3
+log = logging.getLogger("train")
 
 
 def optimized_value(metrics: dict[str, float], name: str | None) -> float | None:
@@ -38,6 +40,9 @@ def main(cfg: DictConfig) -> float | None:
     try:
         result = guarded(lambda: train(cfg))
     except NonFiniteError as err:
+        # Also into the run's own log (Hydra's <run dir>/train.log): a sweep's job directory
+        # then says why the run stopped, not only the sweep's stderr.
+        log.error("%s", err)
         print(f"error: {err}", file=sys.stderr)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # Exiting would end the whole sweep; failing the job lets the launcher run the

@@ -97,6 +97,10 @@ def test_train_py_exits_3_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: non-finite d_loss (NaN or Inf) at generator step 3"), last
+    # the run's own log says why it stopped, as a sweep's job directory needs
+    assert (
+        "non-finite d_loss (NaN or Inf) at generator step 3" in (tmp_path / "train.log").read_text()
+    )
 
 
 def test_under_fp16_a_nan_in_the_data_still_stops_the_run() -> None:
