@@ -45,7 +45,9 @@ from gan_zoo.metrics.reference import Reference
 from gan_zoo.models import GAN
 from gan_zoo.plotting import new_figure
 
-STEPS = (3000, 5000, 7000, 10000, 12000, 15000)
+# the experiment's 15,000 steps, and beyond for runs trained on (ckpt_path=last): a step a run
+# did not keep is skipped
+STEPS = (3000, 5000, 7000, 10000, 12000, 15000, 20000, 25000, 30000)
 GAP_STEPS = (5000, 10000, 15000)
 COLUMNS = (
     "digits",
@@ -158,8 +160,13 @@ def measure_run(run_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """FD against steps: one panel per data size, one line per augmentation and seed."""
+    """FD against steps: one panel per data size, one line per augmentation and seed (one
+    color per augmentation, one line style per seed, so an arm's seeds read together)."""
     sizes = list(dict.fromkeys(row["digits"] for row in rows))
+    colors = {a: f"C{i}" for i, a in enumerate(dict.fromkeys(r["augmentation"] for r in rows))}
+    styles = {
+        s: ("-", "--", ":", "-.")[i % 4] for i, s in enumerate(sorted({r["seed"] for r in rows}))
+    }
     fig = new_figure(figsize=(5.5 * len(sizes), 4))
     for i, size in enumerate(sizes):
         ax = fig.add_subplot(1, len(sizes), i + 1)
@@ -168,7 +175,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
             runs.setdefault((row["augmentation"], row["seed"]), []).append(row)
         for (augmentation, seed), mine in runs.items():
             steps, fds = [r["step"] for r in mine], [r["fd_mnist_train"] for r in mine]
-            ax.plot(steps, fds, marker="o", label=f"{augmentation}, seed {seed}")
+            ax.plot(steps, fds, marker="o", color=colors[augmentation], linestyle=styles[seed],
+                    label=f"{augmentation}, seed {seed}")  # fmt: skip
         ax.set(xlabel="generator steps", title=f"NS-GAN on {size} MNIST digits")
         ax.set_ylabel("FD_mnist vs the 5,000 digits (lower is better)")
         ax.legend(fontsize=7)
