@@ -122,13 +122,20 @@ def cached_judgement(path: Path, gap: bool, args: argparse.Namespace) -> dict[st
     adding a run to the table, or scoring runs in parallel processes, does not rescore the rest."""
     if args.cache is None:
         return judge_checkpoint(path, gap, args)
-    stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{args.num_samples}|{args.seed}|"
+    stat = path.stat()  # the resolved path: runs/x and ./runs/x are the same checkpoint
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{args.num_samples}|{args.seed}|"
     key += f"{args.num_gap if gap else 0}"
     if args.cache.exists():
-        for line in args.cache.read_text().splitlines():
-            entry = json.loads(line)
-            if entry["key"] == key:
+        for number, line in enumerate(args.cache.read_text().splitlines(), 1):
+            try:
+                entry = json.loads(line)
+                found = entry["key"] == key
+            except (ValueError, TypeError, KeyError):
+                raise SystemExit(
+                    f"error: --cache {args.cache} line {number} is not a judged checkpoint "
+                    '(a JSON object with "key" and "row"); fix or remove the file'
+                ) from None
+            if found:
                 return dict(entry["row"])
     row = judge_checkpoint(path, gap, args)
     with open(args.cache, "a") as handle:

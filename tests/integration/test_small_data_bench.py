@@ -54,10 +54,14 @@ def test_one_row_per_kept_checkpoint_with_the_runs_logs(
     argv += ["--window", "2", "--num-samples", "40", "--num-gap", "16", "--cache", str(cache)]
     small_data.main([*argv, "--out", str(out)])
     rows = read_rows(out / "small_data_runs.csv")
-    # again with the cache: nothing is judged twice, and the table is the same
+    # again with the cache, a run dir spelled another way: nothing is judged twice, and the
+    # table is the same but for that spelling
     monkeypatch.setattr(small_data, "judge_checkpoint", lambda *a: pytest.fail(f"judged {a[0]}"))
-    small_data.main([*argv, "--out", str(tmp_path / "again")])
-    assert read_rows(tmp_path / "again/small_data_runs.csv") == rows
+    respelled = runs["none"].parent / ".." / runs["none"].parent.name / "none"
+    small_data.main([str(respelled), *argv[1:], "--out", str(tmp_path / "again")])
+    again = read_rows(tmp_path / "again/small_data_runs.csv")
+    strip = [{k: v for k, v in r.items() if k != "checkpoint"} for r in rows]
+    assert [{k: v for k, v in r.items() if k != "checkpoint"} for r in again] == strip
     assert (out / "small_data_fd.png").stat().st_size > 0
     # step 3 has no checkpoint (every 2 steps): skipped, not an error
     assert [(r["augmentation"][:4], r["step"]) for r in rows] == [
@@ -97,3 +101,16 @@ def test_a_run_that_is_not_mnist_is_refused_in_one_line(tmp_path: Path) -> None:
     refusal = r"^error: .*step000002.ckpt samples \(2,\); the MNIST judge needs \(1, 28, 28\)$"
     with pytest.raises(SystemExit, match=refusal):
         small_data.main([str(run), "--out", str(tmp_path / "out"), "--steps", "2"])
+
+
+def test_a_cache_that_is_not_json_lines_is_refused_in_one_line(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    cache = tmp_path / "judged.jsonl"
+    cache.write_text("not json\n")
+    refusal = rf"^error: --cache {cache} line 1 is not a judged checkpoint .*remove the file$"
+    with pytest.raises(SystemExit, match=refusal):
+        small_data.main(
+            [str(runs["none"]), "--out", str(tmp_path / "o"), "--steps", "2", "--cache", str(cache)]
+        )
+    assert cache.read_text() == "not json\n"  # nothing lost
